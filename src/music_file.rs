@@ -15,3 +15,11 @@ pub fn read_music_bytes(file_name: &str, bytes: &[u8]) -> Result<NoteSequence> {
         Err(Error::Invalid("unknown file type: expected .mid, .midi, .xml, .musicxml or .mxl".into()))
     }
 }
+
+/// Reads a music file from disk (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_music_file(path: &std::path::Path) -> Result<NoteSequence> {
+    let bytes = std::fs::read(path)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    read_music_bytes(&name, &bytes)
+}

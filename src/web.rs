@@ -21,5 +21,5 @@ pub fn version() -> String {
 pub fn events_text(file_name: &str, bytes: &[u8]) -> Result<String, JsError> {
     let seq = crate::music_file::read_music_bytes(file_name, bytes)
         .map_err(|e| JsError::new(&format!("{file_name}: {e}")))?;
-    Ok(crate::encoding::events_report(&seq, 0, false))
+    Ok(crate::pipeline::events_report(&seq, 0, false).map_err(|e| JsError::new(&format!("{file_name}: {e}")))?)
 }

@@ -1,0 +1,54 @@
+//! Where the tests find shared data.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The golden files made by the original implementation (`../shared/golden`
+/// beside the clone, or `$POLYPHONY_GOLDEN_DIR`).
+pub fn golden_dir() -> PathBuf {
+    let dir = std::env::var_os("POLYPHONY_GOLDEN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/golden")));
+    assert!(
+        dir.join("SUMMARY.md").is_file(),
+        "golden files not found at {}: they live in ../shared/golden beside the clone, or set POLYPHONY_GOLDEN_DIR",
+        dir.display()
+    );
+    dir
+}
+
+/// Every golden piece's folder, sorted.
+pub fn golden_pieces() -> Vec<PathBuf> {
+    let mut pieces: Vec<PathBuf> = std::fs::read_dir(golden_dir())
+        .expect("golden dir readable")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.join("events.txt").is_file())
+        .collect();
+    pieces.sort();
+    assert!(pieces.len() >= 9, "expected at least 9 golden pieces, found {}", pieces.len());
+    pieces
+}
+
+/// The source score of a golden piece (`source.mxl` or `source.xml`).
+pub fn golden_source(piece: &std::path::Path) -> PathBuf {
+    ["source.mxl", "source.xml"]
+        .iter()
+        .map(|name| piece.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("no source file in {}", piece.display()))
+}
+
+/// The Bach chorales of the music21 wheel, fetched by `./build.sh corpus`
+/// into `~/.cache/polyphony/bach` (or `$POLYPHONY_BACH_DIR`).
+pub fn bach_dir() -> PathBuf {
+    let dir = std::env::var_os("POLYPHONY_BACH_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/polyphony/bach")
+    });
+    assert!(
+        dir.join("bwv66.6.mxl").is_file(),
+        "the Bach corpus is missing at {}: run `./build.sh corpus` (downloads the music21==10.5.1 wheel \
+         from PyPI and extracts music21/corpus/bach), or set POLYPHONY_BACH_DIR",
+        dir.display()
+    );
+    dir
+}
