@@ -94,7 +94,9 @@ fn decode(events_path: &Path, output: &Path) -> bool {
     let mut ok = true;
     for (i, events) in sequences.iter().enumerate() {
         let path = numbered(output, i);
-        let bytes = midi::write_midi(&encoding::decode_default(events));
+        let mut seq = encoding::decode_default(events);
+        midi::separate_unisons(&mut seq);
+        let bytes = midi::write_midi(&seq);
         match std::fs::write(&path, bytes) {
             Ok(()) => println!("wrote {}", path.display()),
             Err(e) => {

@@ -104,12 +104,12 @@ test('the page loads the wasm module and shows its version', async () => {
   await page.waitForFunction(() => window.polyphonyReady === true || window.polyphonyError !== undefined, null, {
     timeout: LOAD_TIMEOUT_MS,
   });
+  await mkdir(OUT, { recursive: true });
+  await page.screenshot({ path: path.join(OUT, 'page.png'), fullPage: true });
   const error = await page.evaluate(() => window.polyphonyError);
   assert.equal(error, undefined, `the page reported an error: ${error}`);
   const status = await page.textContent('#status');
   assert.match(status, /^Polyphony v\d+\.\d+\.\d+\S* — wasm module loaded$/);
-  await mkdir(OUT, { recursive: true });
-  await page.screenshot({ path: path.join(OUT, 'page.png'), fullPage: true });
 });
 
 test('loading the page logs no console errors and throws no page errors', async () => {

@@ -1,0 +1,324 @@
+#!/usr/bin/env bash
+# Polyphony's build, serve and test driver. See README.md.
+#
+#   ./build.sh serve   build everything, serve the page at http://localhost:${PORT:-8000}/www/
+#   ./build.sh test    run every test (native cargo tests, then the page in headless Chromium)
+#   ./build.sh wasm    build the wasm package into pkg/ only
+#   ./build.sh corpus  fetch the Bach chorales (music21 wheel from PyPI)
+#
+# It installs what is missing (Debian packages, wasm-bindgen-cli, npm packages)
+# and says so. Build caches live outside the clone:
+#   CARGO_TARGET_DIR  native builds   (default ~/.cache/polyphony/target)
+#   WASM_TARGET_DIR   the wasm build  (default ~/.cache/polyphony/target-wasm)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+ROOT=$(pwd)
+
+CACHE_DIR="$HOME/.cache/polyphony"
+NATIVE_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE_DIR/target}"
+WASM_TARGET_DIR="${WASM_TARGET_DIR:-$CACHE_DIR/target-wasm}"
+PORT="${PORT:-8000}"
+CHROMIUM=/usr/bin/chromium
+WASM_TRIPLE=wasm32-unknown-unknown
+WASM_PROFILE="wasm-release"
+DEBIAN_RUST_PKGS=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22)
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+
+# rustup and `cargo install` put tools here; a non-login shell may lack it.
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+if [ -d "$CARGO_BIN" ] && [[ ":$PATH:" != *":$CARGO_BIN:"* ]]; then PATH="$CARGO_BIN:$PATH"; fi
+
+say() { printf '\n==> %s\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+die() { printf '\nbuild.sh: error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------
+# Installing what is missing
+# ---------------------------------------------------------------------------
+
+APT_PKGS=()    # Debian packages to install
+APT_WHY=()     # one line per missing thing
+WASM_MODE=""   # rustup | debian
+
+need_apt() { # <why> <package>...
+  APT_WHY+=("$1")
+  shift
+  local p q
+  for p in "$@"; do
+    for q in "${APT_PKGS[@]:-}"; do [ "$q" = "$p" ] && continue 2; done
+    APT_PKGS+=("$p")
+  done
+}
+
+apt_install_missing() {
+  [ "${#APT_PKGS[@]}" -eq 0 ] && return 0
+  say "Installing Debian packages: ${APT_PKGS[*]}"
+  local why
+  for why in "${APT_WHY[@]}"; do info "missing: $why"; done
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+    die "not root (or no apt-get), so cannot install the above. Run as root:
+    apt-get update && apt-get install -y ${APT_PKGS[*]}"
+  fi
+  if ! { DEBIAN_FRONTEND=noninteractive apt-get update &&
+         DEBIAN_FRONTEND=noninteractive apt-get install -y "${APT_PKGS[@]}"; }; then
+    die "apt-get failed; still missing: ${APT_WHY[*]}
+    (install by hand: apt-get install -y ${APT_PKGS[*]})"
+  fi
+  APT_PKGS=()
+  APT_WHY=()
+}
+
+# The cargo for native builds: rustup's (or whatever is on PATH), else Debian's.
+native_cargo() { command -v cargo || echo /usr/bin/cargo; }
+
+# The wasm toolchain: rustup's when it has the wasm32 std, else Debian's
+# rustc-web (whose std is built from source with -Zbuild-std).
+check_wasm_toolchain() {
+  if command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx "$WASM_TRIPLE"; then
+    WASM_MODE=rustup
+    return 0
+  fi
+  WASM_MODE=debian
+  local missing=()
+  if [ ! -x /usr/bin/rustc ]; then
+    missing+=("/usr/bin/rustc (Debian rustc-web: rustup has no $WASM_TRIPLE std)")
+  elif ! /usr/bin/rustc --version | awk '{split($2, v, "."); exit !(v[1] > 1 || v[2] >= 85)}'; then
+    missing+=("a Rust >= 1.85 at /usr/bin/rustc (edition 2024); found: $(/usr/bin/rustc --version)")
+  fi
+  [ -x /usr/bin/cargo ] || missing+=("/usr/bin/cargo (Debian cargo-web, the cargo matching /usr/bin/rustc)")
+  [ -f /usr/lib/rustlib/src/rust/library/std/Cargo.toml ] ||
+    missing+=("/usr/lib/rustlib/src/rust (Debian rust-web-src: std sources for -Zbuild-std)")
+  [ -e /usr/bin/rust-lld ] || missing+=("/usr/bin/rust-lld (Debian rust-web-llvm + lld-22: the wasm linker)")
+  local m
+  for m in "${missing[@]:-}"; do [ -n "$m" ] && need_apt "$m" "${DEBIAN_RUST_PKGS[@]}"; done
+  return 0
+}
+
+check_node() {
+  { command -v node >/dev/null && command -v npm >/dev/null; } ||
+    die "node and npm are needed (node >= 20; Debian 12's nodejs is too old for playwright-core). Install Node.js 20+."
+  node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' ||
+    die "node >= 20 is needed, found $(node --version)"
+}
+
+check_chromium() {
+  [ -x "$CHROMIUM" ] || need_apt "$CHROMIUM (Debian chromium, driven headless by the browser tests)" chromium
+}
+
+# wasm-bindgen CLI at exactly the version of the wasm-bindgen crate in Cargo.lock.
+WASM_BINDGEN=""
+ensure_wasm_bindgen() {
+  local want have=""
+  want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/^version = "|"$/, ""); print; exit }' Cargo.lock)
+  [ -n "$want" ] || die "no wasm-bindgen crate in Cargo.lock"
+  WASM_BINDGEN=$(command -v wasm-bindgen || true)
+  if [ -n "$WASM_BINDGEN" ]; then
+    have=$("$WASM_BINDGEN" --version 2>/dev/null | awk '{print $2}' || true)
+  fi
+  if [ "$have" != "$want" ]; then
+    say "Installing wasm-bindgen-cli $want (found: ${have:-none}; it must match the wasm-bindgen crate in Cargo.lock)"
+    info "cargo install wasm-bindgen-cli --version $want   (a native build: several minutes)"
+    # Not --locked: the CLI's lockfile pins crates this registry mirror may lack.
+    "$(native_cargo)" install wasm-bindgen-cli --version "$want" ||
+      die "cargo install wasm-bindgen-cli --version $want failed"
+    WASM_BINDGEN="$CARGO_BIN/wasm-bindgen"
+    have=$("$WASM_BINDGEN" --version 2>/dev/null | awk '{print $2}' || true)
+    [ "$have" = "$want" ] || die "$WASM_BINDGEN is version $have, need $want"
+  fi
+}
+
+ensure_browser_test_deps() {
+  local dir=tests/browser
+  if [ ! -f "$dir/node_modules/playwright-core/package.json" ] ||
+     [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    say "Installing npm packages in $dir (npm ci: playwright-core; it downloads no browser)"
+    (cd "$dir" && npm ci --no-audit --no-fund) || die "npm ci in $dir failed"
+  fi
+}
+
+# Everything a subcommand needs, installed up front (one apt-get run).
+prepare() { # <wasm> [browser] [node]
+  local what
+  for what in "$@"; do
+    case "$what" in
+      wasm) check_wasm_toolchain ;;
+      browser) check_chromium; check_node ;;
+      node) check_node ;;
+    esac
+  done
+  apt_install_missing
+  for what in "$@"; do
+    case "$what" in
+      wasm)
+        check_wasm_toolchain
+        [ "${#APT_PKGS[@]}" -eq 0 ] || die "still missing after apt-get: ${APT_WHY[*]}"
+        ensure_wasm_bindgen
+        ;;
+      browser)
+        [ -x "$CHROMIUM" ] || die "$CHROMIUM is still missing"
+        ensure_browser_test_deps
+        ;;
+    esac
+  done
+}
+
+# The music21 Bach chorales (410 MusicXML files) from the PyPI wheel, for the
+# corpus tests and for training. The wheel is cached; nothing else downloads data.
+MUSIC21_VERSION=10.5.1
+BACH_DIR="${POLYPHONY_BACH_DIR:-$CACHE_DIR/bach}"
+export POLYPHONY_BACH_DIR="$BACH_DIR"
+ensure_corpus() {
+  [ -f "$BACH_DIR/bwv66.6.mxl" ] && return 0
+  local wheels="$CACHE_DIR/wheels"
+  local wheel="$wheels/music21-$MUSIC21_VERSION-py3-none-any.whl"
+  if [ ! -f "$wheel" ]; then
+    say "Fetching the Bach chorales: pip download music21==$MUSIC21_VERSION (the wheel holds music21/corpus/bach/)"
+    command -v python3 >/dev/null || die "python3 (with pip) is needed to fetch the corpus wheel from PyPI"
+    python3 -m pip download --quiet --no-deps "music21==$MUSIC21_VERSION" -d "$wheels" ||
+      die "pip download music21==$MUSIC21_VERSION failed"
+  fi
+  info "extracting music21/corpus/bach/*.mxl|*.xml into $BACH_DIR"
+  python3 - "$wheel" "$BACH_DIR" <<'PY'
+import os, sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+os.makedirs(out, exist_ok=True)
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        base = name.rsplit("/", 1)[-1]
+        if name == "music21/corpus/bach/" + base and base.endswith((".mxl", ".xml")):
+            with open(os.path.join(out, base), "wb") as f:
+                f.write(z.read(name))
+PY
+  info "$(ls "$BACH_DIR" | wc -l) files"
+}
+
+# ---------------------------------------------------------------------------
+# Building
+# ---------------------------------------------------------------------------
+
+build_wasm() {
+  say "Building the wasm package (pkg/) with $WASM_MODE's toolchain, target dir $WASM_TARGET_DIR"
+  local start=$SECONDS
+  if [ "$WASM_MODE" = rustup ]; then
+    CARGO_TARGET_DIR="$WASM_TARGET_DIR" \
+      cargo build --profile "$WASM_PROFILE" --lib --target "$WASM_TRIPLE"
+  else
+    # Debian's rustc has no prebuilt wasm32 std: build it (RUSTC_BOOTSTRAP unlocks -Z).
+    CARGO_TARGET_DIR="$WASM_TARGET_DIR" RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc \
+      /usr/bin/cargo build --profile "$WASM_PROFILE" --lib --target "$WASM_TRIPLE" \
+      -Zbuild-std=std,panic_abort
+  fi
+  local wasm="$WASM_TARGET_DIR/$WASM_TRIPLE/$WASM_PROFILE/polyphony.wasm"
+  [ -f "$wasm" ] || die "cargo produced no $wasm"
+  # No wasm-opt: Debian's (binaryen 108) breaks wasm-bindgen's output.
+  rm -rf pkg
+  "$WASM_BINDGEN" --target web --remove-name-section --remove-producers-section --out-dir pkg "$wasm"
+  info "pkg/polyphony_bg.wasm: $(wc -c <pkg/polyphony_bg.wasm) bytes; took $((SECONDS - start)) s"
+}
+
+build_native() {
+  say "Building the native binary (cargo build --release --bin polyphony), target dir $NATIVE_TARGET_DIR"
+  CARGO_TARGET_DIR="$NATIVE_TARGET_DIR" "$(native_cargo)" build --release --bin polyphony
+  info "binary: $NATIVE_TARGET_DIR/release/polyphony"
+}
+
+# ---------------------------------------------------------------------------
+# Subcommands
+# ---------------------------------------------------------------------------
+
+cmd_corpus() {
+  ensure_corpus
+  info "corpus ready in $BACH_DIR"
+}
+
+cmd_wasm() {
+  prepare wasm
+  build_wasm
+}
+
+cmd_serve() {
+  prepare wasm node
+  build_wasm
+  build_native
+  say "Serving $ROOT on 127.0.0.1:$PORT (Ctrl-C to stop)"
+  info "Open http://localhost:$PORT/www/"
+  exec node tests/browser/static-server.mjs --root "$ROOT" --host 127.0.0.1 --port "$PORT"
+}
+
+STAGE_RESULTS=()
+FAILED=0
+run_stage() { # <name> <command>...: runs it with errexit, records PASS/FAIL
+  local name=$1
+  shift
+  say "Test stage: $name"
+  local start=$SECONDS rc=0
+  set +e
+  (set -e; "$@")
+  rc=$?
+  set -e
+  local took=$((SECONDS - start))
+  if [ "$rc" -eq 0 ]; then
+    STAGE_RESULTS+=("PASS  $name (${took} s)")
+  else
+    STAGE_RESULTS+=("FAIL  $name (exit $rc, ${took} s)")
+    FAILED=$((FAILED + 1))
+  fi
+  return 0
+}
+
+native_tests() { CARGO_TARGET_DIR="$NATIVE_TARGET_DIR" "$(native_cargo)" test --release --no-fail-fast; }
+browser_tests() { node tests/browser/page.test.mjs; }
+
+cmd_test() {
+  local start=$SECONDS
+  prepare wasm browser
+  ensure_corpus
+  run_stage "native tests (cargo test --release --no-fail-fast)" native_tests
+  run_stage "wasm package (pkg/)" build_wasm
+  if [ -f pkg/polyphony.js ] && [[ "${STAGE_RESULTS[-1]}" == PASS* ]]; then
+    run_stage "browser tests (tests/browser, headless Chromium)" browser_tests
+  else
+    STAGE_RESULTS+=("SKIP  browser tests (no wasm package)")
+    FAILED=$((FAILED + 1))
+  fi
+  say "Summary ($((SECONDS - start)) s)"
+  local line
+  for line in "${STAGE_RESULTS[@]}"; do info "$line"; done
+  if [ "$FAILED" -eq 0 ]; then
+    printf '\nbuild.sh test: ALL PASSED\n'
+  else
+    printf '\nbuild.sh test: FAILED (%d of %d stages did not pass)\n' "$FAILED" "${#STAGE_RESULTS[@]}"
+    exit 1
+  fi
+}
+
+usage() {
+  cat <<EOF
+Usage: ./build.sh <command>
+
+  serve   build the wasm package and the native binary, then serve the page
+          at http://localhost:\${PORT:-8000}/www/ until interrupted
+  test    run every test: cargo test --release, then build the wasm package
+          and run the headless-browser tests in tests/browser/
+  wasm    build the wasm package into pkg/ only
+  corpus  fetch the music21 Bach chorales (PyPI wheel) into ~/.cache/polyphony/bach
+
+Installs what is missing (Debian rustc-web & co, chromium, wasm-bindgen-cli,
+npm playwright-core) and says so. Caches: CARGO_TARGET_DIR (default
+~/.cache/polyphony/target), WASM_TARGET_DIR (default ~/.cache/polyphony/target-wasm).
+EOF
+}
+
+case "${1:-}" in
+  serve) cmd_serve ;;
+  test) cmd_test ;;
+  wasm) cmd_wasm ;;
+  corpus) cmd_corpus ;;
+  -h | --help | help) usage ;;
+  *)
+    usage >&2
+    [ -n "${1:-}" ] && printf '\nbuild.sh: unknown command: %s\n' "$1" >&2
+    exit 2
+    ;;
+esac

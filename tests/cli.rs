@@ -1,0 +1,122 @@
+//! The command line as a person uses it: real files written, the binary run,
+//! output and exit codes checked.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn polyphony(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_polyphony")).args(args).output().expect("binary runs")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("polyphony-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// A minimal MusicXML score with one note of the given octave (C).
+fn score_with_octave(octave: i32) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<score-partwise version="3.1">
+  <part-list><score-part id="P1"><part-name>S</part-name></score-part></part-list>
+  <part id="P1"><measure number="1">
+    <attributes><divisions>1</divisions><time><beats>4</beats><beat-type>4</beat-type></time></attributes>
+    <note><pitch><step>C</step><octave>{octave}</octave></pitch><duration>4</duration><type>whole</type></note>
+  </measure></part>
+</score-partwise>"#
+    )
+}
+
+/// A zip archive holding one file that is not a MusicXML container.
+fn zip_without_musicxml() -> Vec<u8> {
+    use std::io::Write;
+    let mut buffer = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut buffer);
+    zip.start_file::<_, ()>("readme.txt", zip::write::SimpleFileOptions::default()).unwrap();
+    zip.write_all(b"hello").unwrap();
+    zip.finish().unwrap();
+    buffer.into_inner()
+}
+
+#[test]
+fn bad_files_each_give_one_error_line_and_the_rest_is_processed() {
+    let dir = temp_dir("bad");
+    let good = common::golden_source(&common::golden_pieces()[0]).to_string_lossy().into_owned();
+    let valid_midi = std::fs::read(common::golden_pieces()[0].join("input.mid")).unwrap();
+    let cases: Vec<(String, &str)> = vec![
+        (write(&dir, "truncated.mid", &valid_midi[..valid_midi.len() / 2]), "MIDI"),
+        (write(&dir, "not-midi.mid", b"this is not a MIDI file at all"), "MIDI"),
+        (write(&dir, "empty.mid", b""), "empty"),
+        (write(&dir, "empty.xml", b""), "empty"),
+        (write(&dir, "not-musicxml.mxl", &zip_without_musicxml()), "container"),
+        (write(&dir, "malformed.xml", b"<score-partwise><part id=\"P1\"></score-partwise>"), "malformed XML"),
+        (write(&dir, "high.xml", score_with_octave(12).as_bytes()), "outside the MIDI range"),
+    ];
+    let mut args = vec!["events"];
+    args.extend(cases.iter().map(|(p, _)| p.as_str()));
+    args.push(&good);
+    let out = polyphony(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), cases.len(), "one line per bad file: {stderr}");
+    for ((path, problem), line) in cases.iter().zip(&lines) {
+        assert!(line.contains(path.as_str()), "{line:?} names {path}");
+        assert!(line.contains(problem), "{line:?} says {problem:?}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // The good file after the bad ones still gets its events.
+    assert!(stdout.contains(&format!("# file: {good}")), "{stdout}");
+    assert!(stdout.contains("START"), "{stdout}");
+}
+
+#[test]
+fn events_prints_indices_and_transposes() {
+    let source = common::golden_source(&common::golden_pieces()[0]).to_string_lossy().into_owned();
+    let names = String::from_utf8(polyphony(&["events", &source]).stdout).unwrap();
+    let up = String::from_utf8(polyphony(&["events", "--transpose", "2", &source]).stdout).unwrap();
+    let indices = String::from_utf8(polyphony(&["events", "--index", &source]).stdout).unwrap();
+
+    let first_note = |text: &str| text.lines().find(|l| l.starts_with("NEW_NOTE")).unwrap().to_string();
+    let pitch = |line: String| line.split_whitespace().nth(1).unwrap().parse::<i32>().unwrap();
+    assert_eq!(pitch(first_note(&up)), pitch(first_note(&names)) + 2);
+    assert_eq!(indices.lines().next(), Some("0"));
+    assert_eq!(indices.lines().count(), names.lines().count());
+}
+
+#[test]
+fn decode_writes_midi_that_reads_back_to_the_same_events() {
+    let dir = temp_dir("decode");
+    let piece = &common::golden_pieces()[0];
+    let events = piece.join("events.txt").to_string_lossy().into_owned();
+    let out_mid = dir.join("out.mid").to_string_lossy().into_owned();
+    let status = polyphony(&["decode", &events, "-o", &out_mid]);
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+
+    let again = String::from_utf8(polyphony(&["events", &out_mid]).stdout).unwrap();
+    let golden = std::fs::read_to_string(&events).unwrap();
+    let first_golden = golden.split("---\n").next().unwrap();
+    assert_eq!(again, first_golden);
+}
+
+#[test]
+fn decode_reports_a_bad_line() {
+    let dir = temp_dir("decode-bad");
+    let path = write(&dir, "bad.txt", b"START\nNEW_NOTE 60\nNEW_NOTE 200\n");
+    let out = polyphony(&["decode", &path, "-o", &dir.join("x.mid").to_string_lossy()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("bad.txt") && stderr.contains("line 3"), "{stderr}");
+}
