@@ -7,15 +7,29 @@
 //! - [`pipeline`]: splitting, quantizing, transposing and extracting, as the
 //!   original's dataset pipeline does;
 //! - [`encoding`]: the 259-class polyphonic event encoding and its text form;
+//! - [`bundle`]: the one-file model (weights, hparams, provenance) in safetensors;
 //! - [`web`]: the face JavaScript sees (wasm32 only).
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
+pub mod bundle;
+pub mod dataset;
 pub mod encoding;
 pub mod error;
+pub mod hparams;
 pub mod midi;
+pub mod model;
 pub mod music_file;
 pub mod musicxml;
 pub mod note_sequence;
 pub mod pipeline;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod plot;
+pub mod rng;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod timestamp;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 

@@ -41,9 +41,9 @@ pub fn golden_source(piece: &std::path::Path) -> PathBuf {
 /// The Bach chorales of the music21 wheel, fetched by `./build.sh corpus`
 /// into `~/.cache/polyphony/bach` (or `$POLYPHONY_BACH_DIR`).
 pub fn bach_dir() -> PathBuf {
-    let dir = std::env::var_os("POLYPHONY_BACH_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/polyphony/bach")
-    });
+    let dir = std::env::var_os("POLYPHONY_BACH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/polyphony/bach"));
     assert!(
         dir.join("bwv66.6.mxl").is_file(),
         "the Bach corpus is missing at {}: run `./build.sh corpus` (downloads the music21==10.5.1 wheel \

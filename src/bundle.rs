@@ -1,0 +1,467 @@
+//! The model bundle: ONE file holding the trained weights and everything
+//! needed to use them (hparams, event encoding, steps per quarter,
+//! description, training provenance and metrics).
+//!
+//! The file is a [safetensors](https://github.com/huggingface/safetensors)
+//! file, so Python's `safetensors` (or 30 lines of anything) can read it too.
+//! Everything that is not a tensor lives in the `__metadata__` string map,
+//! one key per field, nested values as JSON text:
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `format_version` | [`BUNDLE_FORMAT_VERSION`] when written, e.g. `1` |
+//! | `generator` | `polyphony` |
+//! | `description` | free text |
+//! | `created` | the date given by the writer |
+//! | `hparams` | [`HParams`] as JSON |
+//! | `encoding` | [`ENCODING`] |
+//! | `steps_per_quarter` | `4` |
+//! | `provenance` | [`Provenance`] as JSON; absent for an untrained or imported model |
+//! | `library_version` | the polyphony version that wrote it |
+//! | `checksum` | `crc32:` and 8 hex digits: CRC-32 of every tensor's stored bytes, tensors in name order |
+//!
+//! Tensors keep the original TensorFlow names and layouts (see
+//! [`expected_shapes`]) so that weights imported from a Magenta `.mag`
+//! checkpoint and our own are interchangeable. This module knows nothing of
+//! burn: the model converts its parameters to and from [`NamedTensor`]s.
+//!
+//! Loading refuses, with a message a person can act on, a file that is not a
+//! bundle, a damaged one, one from a newer format, and one whose tensors do
+//! not fit its hparams; it never panics on arbitrary bytes.
+
+use std::collections::BTreeMap;
+
+use half::f16;
+use safetensors::tensor::Metadata;
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::encoding::NUM_CLASSES;
+use crate::hparams::HParams;
+use crate::pipeline::STEPS_PER_QUARTER;
+
+/// The newest bundle layout this build writes and reads. Raise it when a
+/// change would make older builds misread a bundle (not for added keys, which
+/// older builds ignore).
+pub const BUNDLE_FORMAT_VERSION: u32 = 1;
+
+/// The generator id, as in the original's GeneratorBundle: a bundle without
+/// it is some other safetensors file.
+pub const GENERATOR: &str = "polyphony";
+
+/// The event encoding the weights were trained on: 259 classes, START=0,
+/// END=1, STEP_END=2, NEW_NOTE(p)=3+p, CONTINUED_NOTE(p)=131+p for MIDI
+/// pitches p in 0..=127 (see [`crate::encoding`]). A bundle trained on any
+/// other vocabulary would generate nonsense, so loading checks it.
+pub const ENCODING: &str = "polyphony-259";
+
+/// The dense (logits) layer's weights, shape `[last hidden size, 259]`.
+pub const DENSE_WEIGHTS: &str = "fully_connected/weights";
+/// The dense (logits) layer's biases, shape `[259]`.
+pub const DENSE_BIASES: &str = "fully_connected/biases";
+
+/// Safetensors' own limit on the header; a larger length field means the
+/// file is not safetensors at all.
+const MAX_HEADER_LEN: u64 = 100_000_000;
+
+/// The `__metadata__` keys, named once so writer and reader cannot disagree.
+mod keys {
+    pub const FORMAT_VERSION: &str = "format_version";
+    pub const GENERATOR: &str = "generator";
+    pub const DESCRIPTION: &str = "description";
+    pub const CREATED: &str = "created";
+    pub const HPARAMS: &str = "hparams";
+    pub const ENCODING: &str = "encoding";
+    pub const STEPS_PER_QUARTER: &str = "steps_per_quarter";
+    pub const PROVENANCE: &str = "provenance";
+    pub const LIBRARY_VERSION: &str = "library_version";
+    pub const CHECKSUM: &str = "checksum";
+}
+
+/// LSTM layer `layer`'s kernel, `[input + hidden, 4 * hidden]`, rows input
+/// then hidden, columns the i, j, f, o gate blocks (TF BasicLSTMCell).
+pub fn lstm_kernel_name(layer: usize) -> String {
+    format!("rnn/multi_rnn_cell/cell_{layer}/basic_lstm_cell/kernel")
+}
+
+/// LSTM layer `layer`'s bias, `[4 * hidden]` (without the forget bias of
+/// 1.0, which the cell adds at run time).
+pub fn lstm_bias_name(layer: usize) -> String {
+    format!("rnn/multi_rnn_cell/cell_{layer}/basic_lstm_cell/bias")
+}
+
+/// Every tensor a model with these hparams has, with its shape, in network
+/// order. Saturating arithmetic: the hparams may come from a hostile file.
+pub fn expected_shapes(hparams: &HParams) -> Vec<(String, Vec<usize>)> {
+    let mut shapes = Vec::new();
+    let mut input = NUM_CLASSES;
+    for (layer, &hidden) in hparams.rnn_layer_sizes.iter().enumerate() {
+        let gates = hidden.saturating_mul(4);
+        shapes.push((lstm_kernel_name(layer), vec![input.saturating_add(hidden), gates]));
+        shapes.push((lstm_bias_name(layer), vec![gates]));
+        input = hidden;
+    }
+    shapes.push((DENSE_WEIGHTS.to_string(), vec![input, NUM_CLASSES]));
+    shapes.push((DENSE_BIASES.to_string(), vec![NUM_CLASSES]));
+    shapes
+}
+
+/// Where trained weights came from and how good they were, so a bundle
+/// found later still says what it is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The training data's file name.
+    pub dataset: String,
+    pub dataset_description: String,
+    pub training_steps: u64,
+    pub wall_time_seconds: f64,
+    /// Final evaluation metrics by name: loss, perplexity, accuracy,
+    /// event_accuracy, no_event_accuracy, ...
+    #[serde(deserialize_with = "nan_for_null")]
+    pub eval_metrics: BTreeMap<String, f64>,
+}
+
+/// Everything in a bundle besides the tensors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BundleMetadata {
+    pub format_version: u32,
+    pub generator: String,
+    pub description: String,
+    /// When the bundle was made, as the writer chose to say it (the library
+    /// reads no clock, so that it behaves the same in the browser).
+    pub created: String,
+    pub hparams: HParams,
+    pub encoding: String,
+    pub steps_per_quarter: u32,
+    pub provenance: Option<Provenance>,
+    /// The polyphony version that wrote the bundle.
+    pub library_version: String,
+}
+
+/// One weight tensor, row-major, always f32 in memory whatever the file's
+/// precision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// A model's weights and metadata, independent of any tensor library.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bundle {
+    pub metadata: BundleMetadata,
+    pub tensors: Vec<NamedTensor>,
+}
+
+/// How tensors are stored in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// Exact.
+    F32,
+    /// Half the size, for the browser download; about 3 significant digits,
+    /// plenty for sampling. Magnitudes above 65504 would become infinite.
+    F16,
+}
+
+/// Why a bundle could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("not a polyphony bundle: {0}")]
+    NotABundle(String),
+    #[error("damaged bundle: {0}")]
+    Damaged(String),
+    #[error(
+        "made by a newer polyphony (bundle format {found}, this build reads up to {BUNDLE_FORMAT_VERSION}): upgrade polyphony to use it"
+    )]
+    NewerFormat { found: u32 },
+    #[error("unsupported bundle: {0}")]
+    Unsupported(String),
+    #[error("bundle tensors do not fit its hparams: {0}")]
+    Mismatch(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{path}: {source}")]
+    InFile { path: String, source: Box<BundleError> },
+}
+
+impl BundleMetadata {
+    /// Metadata for a bundle written by this build, without provenance.
+    pub fn new(description: impl Into<String>, hparams: HParams, created: impl Into<String>) -> Self {
+        BundleMetadata {
+            format_version: BUNDLE_FORMAT_VERSION,
+            generator: GENERATOR.to_string(),
+            description: description.into(),
+            created: created.into(),
+            hparams,
+            encoding: ENCODING.to_string(),
+            steps_per_quarter: STEPS_PER_QUARTER,
+            provenance: None,
+            library_version: crate::VERSION.to_string(),
+        }
+    }
+
+    /// The `__metadata__` map (without the checksum, which covers tensors).
+    fn to_map(&self) -> BTreeMap<&'static str, String> {
+        let mut map = BTreeMap::from([
+            (keys::FORMAT_VERSION, self.format_version.to_string()),
+            (keys::GENERATOR, self.generator.clone()),
+            (keys::DESCRIPTION, self.description.clone()),
+            (keys::CREATED, self.created.clone()),
+            (keys::HPARAMS, to_json(&self.hparams)),
+            (keys::ENCODING, self.encoding.clone()),
+            (keys::STEPS_PER_QUARTER, self.steps_per_quarter.to_string()),
+            (keys::LIBRARY_VERSION, self.library_version.clone()),
+        ]);
+        if let Some(provenance) = &self.provenance {
+            map.insert(keys::PROVENANCE, to_json(provenance));
+        }
+        map
+    }
+
+    /// Reads the fields back; numbers are valid JSON, so one parser serves.
+    fn from_map(map: &BTreeMap<&str, &str>) -> Result<Self, BundleError> {
+        Ok(BundleMetadata {
+            format_version: json_field(map, keys::FORMAT_VERSION)?,
+            generator: text_field(map, keys::GENERATOR)?.to_string(),
+            description: text_field(map, keys::DESCRIPTION)?.to_string(),
+            created: text_field(map, keys::CREATED)?.to_string(),
+            hparams: json_field(map, keys::HPARAMS)?,
+            encoding: text_field(map, keys::ENCODING)?.to_string(),
+            steps_per_quarter: json_field(map, keys::STEPS_PER_QUARTER)?,
+            provenance: map.contains_key(keys::PROVENANCE).then(|| json_field(map, keys::PROVENANCE)).transpose()?,
+            library_version: text_field(map, keys::LIBRARY_VERSION)?.to_string(),
+        })
+    }
+}
+
+impl Bundle {
+    /// The tensor called `name`, if any.
+    pub fn tensor(&self, name: &str) -> Option<&NamedTensor> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+
+    /// Checks that the bundle can drive this build's model: our encoding, and
+    /// exactly the tensors its hparams call for. Every problem is named, so
+    /// one message tells the whole story.
+    pub fn validate(&self) -> Result<(), BundleError> {
+        if self.metadata.encoding != ENCODING {
+            return Err(BundleError::Unsupported(format!(
+                "it uses the event encoding {:?}; this build knows {ENCODING:?}",
+                self.metadata.encoding
+            )));
+        }
+        let expected = expected_shapes(&self.metadata.hparams);
+        let mut problems: Vec<String> = expected.iter().filter_map(|(name, shape)| self.shape_problem(name, shape)).collect();
+        let unexpected = self.tensors.iter().filter(|t| !expected.iter().any(|(name, _)| *name == t.name));
+        problems.extend(unexpected.map(|t| format!("unexpected tensor {}", t.name)));
+        if problems.is_empty() { Ok(()) } else { Err(BundleError::Mismatch(problems.join("; "))) }
+    }
+
+    fn shape_problem(&self, name: &str, shape: &[usize]) -> Option<String> {
+        match self.tensor(name) {
+            None => Some(format!("missing tensor {name} {shape:?}")),
+            Some(t) if t.shape != shape => Some(format!("tensor {name} has shape {:?}, expected {shape:?}", t.shape)),
+            Some(_) => None,
+        }
+    }
+}
+
+/// Writes a bundle as safetensors bytes. Tensors are laid out in name order
+/// and the JSON keys are sorted, so the same bundle always gives the same
+/// bytes. It does not check the tensors against the hparams (see
+/// [`Bundle::validate`]), so that tests can write misfits.
+///
+/// # Panics
+/// If a tensor's data length is not the product of its shape, or two tensors
+/// share a name: the caller built an impossible bundle.
+pub fn to_bytes(bundle: &Bundle, precision: Precision) -> Vec<u8> {
+    let mut tensors: Vec<&NamedTensor> = bundle.tensors.iter().collect();
+    tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(tensors.windows(2).all(|w| w[0].name != w[1].name), "two bundle tensors share a name");
+    let stored: Vec<Vec<u8>> = tensors.iter().map(|t| encode_tensor(t, precision)).collect();
+
+    let mut metadata = bundle.metadata.to_map();
+    metadata.insert(keys::CHECKSUM, checksum(stored.iter().map(Vec::as_slice)));
+    let header = header_json(&metadata, &tensors, &stored, precision);
+
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    stored.iter().for_each(|data| bytes.extend_from_slice(data));
+    bytes
+}
+
+/// Reads a bundle from safetensors bytes, as f32 whatever the stored
+/// precision, after checking everything [`BundleError`] lists. Tensors come
+/// back in network order, as [`expected_shapes`] lists them.
+pub fn from_bytes(bytes: &[u8]) -> Result<Bundle, BundleError> {
+    check_safetensors_prefix(bytes)?;
+    let (header_len, header) = SafeTensors::read_metadata(bytes).map_err(structure_error)?;
+    let map: BTreeMap<&str, &str> = match header.metadata() {
+        Some(map) => map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+        None => BTreeMap::new(),
+    };
+    check_generator(&map)?;
+    check_format_version(&map)?;
+    let tensors = read_tensors(&header, &bytes[8 + header_len..], text_field(&map, keys::CHECKSUM)?)?;
+    let mut bundle = Bundle { metadata: BundleMetadata::from_map(&map)?, tensors };
+    bundle.validate()?;
+    let order = expected_shapes(&bundle.metadata.hparams);
+    bundle.tensors.sort_by_key(|t| order.iter().position(|(name, _)| *name == t.name));
+    Ok(bundle)
+}
+
+/// Writes the bundle to `path` atomically: into a temporary file in the same
+/// folder, flushed to disk, then renamed over `path`, so a crash or a full
+/// disk never leaves a half-written bundle where a good one was.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn save(path: impl AsRef<std::path::Path>, bundle: &Bundle, precision: Precision) -> std::io::Result<()> {
+    let path = path.as_ref();
+    let file_name = path.file_name().map_or("bundle".into(), |n| n.to_string_lossy());
+    let temp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+    let written = write_synced(&temp, &to_bytes(bundle, precision)).and_then(|()| std::fs::rename(&temp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written.map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// Reads the bundle at `path`; errors start with the path.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load(path: impl AsRef<std::path::Path>) -> Result<Bundle, BundleError> {
+    let path = path.as_ref();
+    let in_file = |source| BundleError::InFile { path: path.display().to_string(), source: Box::new(source) };
+    let bytes = std::fs::read(path).map_err(|e| in_file(BundleError::Io(e)))?;
+    from_bytes(&bytes).map_err(in_file)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn write_synced(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+fn encode_tensor(tensor: &NamedTensor, precision: Precision) -> Vec<u8> {
+    let elements = tensor.shape.iter().product::<usize>();
+    assert_eq!(tensor.data.len(), elements, "tensor {} has {} values for shape {:?}", tensor.name, tensor.data.len(), tensor.shape);
+    match precision {
+        Precision::F32 => tensor.data.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Precision::F16 => tensor.data.iter().flat_map(|&x| f16::from_f32(x).to_le_bytes()).collect(),
+    }
+}
+
+/// The safetensors header: `__metadata__` plus one entry per tensor, padded
+/// with spaces to a multiple of 8 bytes so the data that follows is aligned.
+fn header_json(metadata: &BTreeMap<&str, String>, tensors: &[&NamedTensor], stored: &[Vec<u8>], precision: Precision) -> String {
+    let dtype = match precision {
+        Precision::F32 => "F32",
+        Precision::F16 => "F16",
+    };
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::json!(metadata));
+    let mut offset = 0;
+    for (tensor, data) in tensors.iter().zip(stored) {
+        let entry = serde_json::json!({"dtype": dtype, "shape": tensor.shape, "data_offsets": [offset, offset + data.len()]});
+        header.insert(tensor.name.clone(), entry);
+        offset += data.len();
+    }
+    let mut text = serde_json::Value::Object(header).to_string();
+    text.extend(std::iter::repeat_n(' ', text.len().next_multiple_of(8) - text.len()));
+    text
+}
+
+/// CRC-32 (as zlib's) over the pieces in order, written `crc32:xxxxxxxx`.
+fn checksum<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> String {
+    let mut hasher = crc32fast::Hasher::new();
+    pieces.for_each(|piece| hasher.update(piece));
+    format!("crc32:{:08x}", hasher.finalize())
+}
+
+/// Tells a foreign file from a damaged bundle before safetensors' parser
+/// does: safetensors starts with an 8-byte little-endian header length and
+/// then a JSON object.
+fn check_safetensors_prefix(bytes: &[u8]) -> Result<(), BundleError> {
+    let not = |why: &str| Err(BundleError::NotABundle(why.to_string()));
+    if bytes.is_empty() {
+        return not("the file is empty");
+    }
+    if bytes.starts_with(b"MThd") {
+        return not("it is a MIDI file");
+    }
+    let header_len = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    match (header_len, bytes.get(8)) {
+        (Some(len), Some(&b'{')) if len <= MAX_HEADER_LEN => Ok(()),
+        _ => not("it is not a safetensors file"),
+    }
+}
+
+/// Describes a structural fault of a file that starts like safetensors.
+fn structure_error(error: SafeTensorError) -> BundleError {
+    BundleError::Damaged(match error {
+        SafeTensorError::InvalidHeaderLength => "it is cut short inside its header".to_string(),
+        SafeTensorError::MetadataIncompleteBuffer => "its tensor data does not fill the file exactly (cut short?)".to_string(),
+        other => format!("unreadable header ({other})"),
+    })
+}
+
+fn check_generator(map: &BTreeMap<&str, &str>) -> Result<(), BundleError> {
+    match map.get(keys::GENERATOR) {
+        Some(&GENERATOR) => Ok(()),
+        Some(other) => Err(BundleError::NotABundle(format!("it was made by {other:?}"))),
+        None => Err(BundleError::NotABundle("a safetensors file without polyphony metadata".to_string())),
+    }
+}
+
+/// Runs before anything else is read: a newer format may change the rest.
+fn check_format_version(map: &BTreeMap<&str, &str>) -> Result<(), BundleError> {
+    match json_field::<u32>(map, keys::FORMAT_VERSION)? {
+        0 => Err(BundleError::Damaged("format_version 0 does not exist".to_string())),
+        found if found > BUNDLE_FORMAT_VERSION => Err(BundleError::NewerFormat { found }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks the checksum over the stored bytes, then converts to f32. The
+/// header was validated by safetensors, so every offset lies inside `data`.
+fn read_tensors(header: &Metadata, data: &[u8], expected_checksum: &str) -> Result<Vec<NamedTensor>, BundleError> {
+    let mut infos: Vec<_> = header.tensors().into_iter().collect();
+    infos.sort_by(|a, b| a.0.cmp(&b.0));
+    let stored = |(start, end): (usize, usize)| &data[start..end];
+    if checksum(infos.iter().map(|(_, info)| stored(info.data_offsets))) != expected_checksum {
+        return Err(BundleError::Damaged("checksum mismatch: the weights changed after the bundle was written".to_string()));
+    }
+    infos.into_iter().map(|(name, info)| decode_tensor(name, info.dtype, info.shape.clone(), stored(info.data_offsets))).collect()
+}
+
+fn decode_tensor(name: String, dtype: Dtype, shape: Vec<usize>, bytes: &[u8]) -> Result<NamedTensor, BundleError> {
+    let data = match dtype {
+        Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect(),
+        Dtype::F16 => bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        other => {
+            return Err(BundleError::Unsupported(format!("tensor {name} is stored as {other:?}; bundles hold F32 or F16")));
+        }
+    };
+    Ok(NamedTensor { name, shape, data })
+}
+
+fn text_field<'a>(map: &BTreeMap<&str, &'a str>, key: &str) -> Result<&'a str, BundleError> {
+    map.get(key).copied().ok_or_else(|| BundleError::Damaged(format!("its metadata has no {key:?}")))
+}
+
+fn json_field<T: DeserializeOwned>(map: &BTreeMap<&str, &str>, key: &str) -> Result<T, BundleError> {
+    serde_json::from_str(text_field(map, key)?).map_err(|e| BundleError::Damaged(format!("metadata {key:?} is unreadable ({e})")))
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data always serializes to JSON")
+}
+
+/// JSON has no NaN, and serde_json writes a diverged run's NaN loss as
+/// null: read null back as NaN rather than refuse the whole bundle.
+fn nan_for_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, f64>, D::Error> {
+    let raw = BTreeMap::<String, Option<f64>>::deserialize(deserializer)?;
+    Ok(raw.into_iter().map(|(name, value)| (name, value.unwrap_or(f64::NAN))).collect())
+}

@@ -1,0 +1,129 @@
+//! Training end to end on a tiny model: the loss falls, an interrupted run
+//! resumes exactly, and bundles of a run round-trip.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use polyphony::bundle::{self, Precision};
+use polyphony::encoding;
+use polyphony::hparams::HParams;
+use polyphony::model::{Model, host_values};
+use polyphony::train::{self, DeviceChoice, TrainOptions};
+
+/// The golden chorales' kept sequences, as class indices.
+fn chorales() -> Vec<Vec<u16>> {
+    common::golden_pieces()
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p.join("events.txt")).ok())
+        .flat_map(|text| encoding::from_text(&text).unwrap())
+        .map(|events| events.iter().map(|e| e.class() as u16).collect())
+        .collect()
+}
+
+fn tiny_hparams() -> HParams {
+    HParams::default().with_overrides("batch_size=4,rnn_layer_sizes=[24],learning_rate=0.01").unwrap()
+}
+
+fn run_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("polyphony-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn options(dir: &PathBuf, steps: u64) -> TrainOptions {
+    TrainOptions {
+        run_dir: dir.clone(),
+        hparams: tiny_hparams(),
+        num_training_steps: Some(steps),
+        seed: 3,
+        bptt_window: 64,
+        device: DeviceChoice::Cpu,
+        checkpoint_secs: 3600,
+        log_every: 1,
+        eval_sequences: None,
+        eval_every: 1000,
+    }
+}
+
+fn losses(dir: &PathBuf) -> Vec<(u64, f64)> {
+    train::read_log(dir).iter().filter(|r| r.kind == "train").map(|r| (r.step, r.metrics.loss)).collect()
+}
+
+#[test]
+fn a_tiny_model_lowers_its_loss() {
+    let data = chorales();
+    assert!(data.len() >= 5, "a handful of chorales");
+    let dir = run_dir("loss");
+    let stop = AtomicBool::new(false);
+    let report = train::train(&options(&dir, 40), &data, "golden", &stop, &|_| {}).unwrap();
+    assert_eq!(report.final_step, 40);
+    let l = losses(&dir);
+    let mean = |s: &[(u64, f64)]| s.iter().map(|x| x.1).sum::<f64>() / s.len() as f64;
+    let (first, last) = (mean(&l[..5]), mean(&l[l.len() - 5..]));
+    assert!(last < first * 0.8, "loss should fall: first {first:.3}, last {last:.3}");
+    assert!(dir.join("curves.svg").is_file() && dir.join(train::checkpoint_path(&dir)).is_file());
+}
+
+#[test]
+fn an_interrupted_run_resumes_exactly() {
+    let data = chorales();
+    let straight = run_dir("straight");
+    let stop = AtomicBool::new(false);
+    train::train(&options(&straight, 12), &data, "golden", &stop, &|_| {}).unwrap();
+
+    // Interrupted after step 5 (as Ctrl-C does), then the same command again.
+    let resumed = run_dir("resumed");
+    let ctrl_c = AtomicBool::new(false);
+    let first = train::train(&options(&resumed, 12), &data, "golden", &ctrl_c, &|p| {
+        if p.step == 5 {
+            ctrl_c.store(true, Ordering::SeqCst);
+        }
+    })
+    .unwrap();
+    assert!(first.interrupted);
+    assert_eq!(first.final_step, 5);
+    let second = train::train(&options(&resumed, 12), &data, "golden", &AtomicBool::new(false), &|_| {}).unwrap();
+    assert_eq!(second.resumed_from, Some(5));
+    assert_eq!(second.final_step, 12);
+    assert_eq!(losses(&resumed), losses(&straight), "identical losses step for step");
+}
+
+#[test]
+fn resuming_with_other_hparams_is_refused() {
+    let data = chorales();
+    let dir = run_dir("mismatch");
+    train::train(&options(&dir, 1), &data, "golden", &AtomicBool::new(false), &|_| {}).unwrap();
+    let mut other = options(&dir, 2);
+    other.hparams = other.hparams.with_overrides("rnn_layer_sizes=[32]").unwrap();
+    let Err(message) = train::train(&other, &data, "golden", &AtomicBool::new(false), &|_| {}) else {
+        panic!("must refuse");
+    };
+    assert!(message.contains("rnn_layer_sizes=[24]") && message.contains("rnn_layer_sizes=[32]"), "{message}");
+}
+
+#[test]
+fn a_runs_bundle_round_trips_in_f32_and_f16() {
+    let data = chorales();
+    let dir = run_dir("bundle");
+    train::train(&options(&dir, 2), &data, "golden", &AtomicBool::new(false), &|_| {}).unwrap();
+    let device = DeviceChoice::Cpu.device();
+    let checkpoint = train::load_checkpoint(&dir, &device).unwrap().unwrap();
+    let made = train::bundle_of(&checkpoint, "test run", "2026-11-27T00:00:00Z");
+    assert_eq!(made.metadata.provenance.as_ref().unwrap().training_steps, 2);
+    let original: Vec<Vec<f32>> = checkpoint.model.parameters().into_iter().map(host_values).collect();
+
+    for (precision, tolerance) in [(Precision::F32, 0.0f32), (Precision::F16, 1.0 / 2048.0)] {
+        let path = dir.join("model.bundle");
+        bundle::save(&path, &made, precision).unwrap();
+        let model = Model::from_bundle(&bundle::load(&path).unwrap(), &device).unwrap();
+        let loaded: Vec<Vec<f32>> = model.parameters().into_iter().map(host_values).collect();
+        for (a, b) in original.iter().flatten().zip(loaded.iter().flatten()) {
+            assert!((a - b).abs() <= tolerance * a.abs().max(1e-4), "{a} vs {b} ({precision:?})");
+        }
+        if precision == Precision::F32 {
+            assert_eq!(original, loaded, "f32 is bit-exact");
+        }
+    }
+}
