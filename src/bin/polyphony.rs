@@ -58,6 +58,16 @@ enum Command {
         #[arg(long)]
         half: bool,
     },
+    /// Metrics of a bundle on a dataset: loss, perplexity, accuracy,
+    /// event/no-event accuracy and per-class accuracy.
+    Evaluate {
+        #[arg(long = "bundle_file", alias = "bundle-file")]
+        bundle_file: PathBuf,
+        #[arg(long = "sequence_example_file", alias = "sequence-example-file")]
+        sequence_example_file: PathBuf,
+        #[arg(long = "bptt_window", alias = "bptt-window", default_value_t = polyphony::train::DEFAULT_BPTT_WINDOW)]
+        bptt_window: usize,
+    },
     /// Speed tables.
     Bench {
         #[command(subcommand)]
@@ -182,6 +192,9 @@ fn main() -> ExitCode {
         Command::CreateDataset(args) => create_dataset(args),
         Command::Train(args) => train(args),
         Command::Bench { what } => bench(what),
+        Command::Evaluate { bundle_file, sequence_example_file, bptt_window } => {
+            evaluate_bundle(&bundle_file, &sequence_example_file, bptt_window)
+        }
         Command::Bundle { run_dir, output, bundle_description, half } => write_bundle(&run_dir, &output, &bundle_description, half),
     };
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
@@ -407,13 +420,38 @@ fn evaluate_run(args: &TrainArgs, sequences: &[Vec<u16>]) -> bool {
     if let Err(e) = train::log_eval(&args.run_dir, checkpoint.state.step, checkpoint.state.elapsed_secs, m) {
         return fail(e);
     }
-    println!("step {}: {} events in {} sequences", checkpoint.state.step, counts.events, sequences.len());
-    println!("loss {:.5}  perplexity {:.4}  accuracy {:.4}  event_accuracy {:.4}  no_event_accuracy {:.4}",
-        m.loss, m.perplexity, m.accuracy, m.event_accuracy, m.no_event_accuracy);
+    println!("step {}:", checkpoint.state.step);
+    print_evaluation(&counts, &per_class, sequences.len());
+    true
+}
+
+fn print_evaluation(counts: &train::Counts, per_class: &[[u64; 2]], sequences: usize) {
+    let m = counts.metrics();
+    println!("{} events in {sequences} sequences", counts.events);
+    println!(
+        "loss {:.5}  perplexity {:.4}  accuracy {:.4}  event_accuracy {:.4}  no_event_accuracy {:.4}",
+        m.loss, m.perplexity, m.accuracy, m.event_accuracy, m.no_event_accuracy
+    );
     println!("per-class accuracy (classes seen in the set):");
     for (class, [correct, total]) in per_class.iter().enumerate().filter(|(_, c)| c[1] > 0) {
         println!("  {:<20} {:>7.4}  ({correct}/{total})", train::class_name(class), *correct as f64 / *total as f64);
     }
+}
+
+/// `evaluate`: any bundle on any dataset file.
+fn evaluate_bundle(bundle_file: &Path, dataset_file: &Path, window: usize) -> bool {
+    let device = polyphony::train::DeviceChoice::Cpu.device();
+    let model = match bundle::load(bundle_file).and_then(|b| polyphony::model::Model::from_bundle(&b, &device)) {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
+    let sequences = match load_sequences(dataset_file) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let seqs: Vec<&[u16]> = sequences.iter().map(Vec::as_slice).collect();
+    let (counts, per_class) = train::evaluate(&model, &seqs, model.hparams.batch_size, window);
+    print_evaluation(&counts, &per_class, sequences.len());
     true
 }
 
