@@ -347,11 +347,19 @@ pub struct TrainOptions {
     /// Optional eval set, evaluated every `eval_every` steps for the curves.
     pub eval_sequences: Option<Vec<Vec<u16>>>,
     pub eval_every: u64,
+    /// Stop after this many evaluations in a row without a better eval
+    /// loss (the best model is kept in `best.safetensors`).
+    pub patience: Option<u64>,
 }
 
-/// Where a run keeps its files.
+/// The run's latest checkpoint (training resumes from it).
 pub fn checkpoint_path(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoint.safetensors")
+}
+
+/// The checkpoint with the best eval loss so far.
+pub fn best_checkpoint_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("best.safetensors")
 }
 
 /// Stream ids for [`Rng::derive`]: dropout masks of step `n` use
@@ -369,6 +377,10 @@ pub struct TrainState {
     pub elapsed_secs: f64,
     pub last_train: Option<Metrics>,
     pub last_eval: Option<Metrics>,
+    #[serde(default)]
+    pub best_eval_loss: Option<f64>,
+    #[serde(default)]
+    pub evals_since_best: u64,
 }
 
 /// A saved run: model, optimizer and where training stood.
@@ -382,9 +394,9 @@ fn tensor_bytes(t: &Tensor<2>) -> Vec<u8> {
     crate::model::host_values(t.clone()).iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-/// Writes the checkpoint atomically (temporary file, then rename), so an
-/// interruption never leaves a damaged one.
-pub fn save_checkpoint(run_dir: &Path, checkpoint: &Checkpoint) -> std::io::Result<()> {
+/// Writes the checkpoint to `path` atomically (temporary file, then
+/// rename), so an interruption never leaves a damaged one.
+pub fn save_checkpoint(path: &Path, checkpoint: &Checkpoint) -> std::io::Result<()> {
     let expected = crate::bundle::expected_shapes(&checkpoint.model.hparams);
     let groups = [("param", checkpoint.model.parameters()), ("adam_m", checkpoint.adam.m.clone()), ("adam_v", checkpoint.adam.v.clone())];
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -401,15 +413,18 @@ pub fn save_checkpoint(run_dir: &Path, checkpoint: &Checkpoint) -> std::io::Resu
     metadata.insert("train_state".to_string(), serde_json::to_string(&checkpoint.state).expect("serializable"));
     metadata.insert("adam_step".to_string(), checkpoint.adam.step.to_string());
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(std::io::Error::other)?;
-    std::fs::create_dir_all(run_dir)?;
-    let tmp = run_dir.join("checkpoint.safetensors.tmp");
+    let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, checkpoint_path(run_dir))
+    std::fs::rename(tmp, path)
 }
 
-/// Reads a run's checkpoint onto `device`; `Ok(None)` when there is none.
+/// Reads a run's latest checkpoint onto `device`; `Ok(None)` when there is none.
 pub fn load_checkpoint(run_dir: &Path, device: &Device) -> Result<Option<Checkpoint>, String> {
-    let path = checkpoint_path(run_dir);
+    load_checkpoint_file(&checkpoint_path(run_dir), device)
+}
+
+/// Reads a checkpoint file onto `device`; `Ok(None)` when it does not exist.
+pub fn load_checkpoint_file(path: &Path, device: &Device) -> Result<Option<Checkpoint>, String> {
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -481,6 +496,8 @@ pub struct TrainReport {
     pub resumed_from: Option<u64>,
     pub final_step: u64,
     pub interrupted: bool,
+    /// The eval loss stopped improving (see [`TrainOptions::patience`]).
+    pub stopped_early: bool,
     pub last_train: Option<Metrics>,
 }
 
@@ -524,6 +541,8 @@ pub fn train(
                 elapsed_secs: 0.0,
                 last_train: None,
                 last_eval: None,
+                best_eval_loss: None,
+                evals_since_best: 0,
             };
             (model, adam, state, None)
         }
@@ -538,6 +557,7 @@ pub fn train(
     let mut events_since_log = 0.0;
     let mut log_clock = Instant::now();
     let mut interrupted = false;
+    let mut stopped_early = false;
     while options.num_training_steps.is_none_or(|n| state.step < n) {
         if stop.load(Ordering::SeqCst) {
             interrupted = true;
@@ -579,27 +599,32 @@ pub fn train(
             if state.step % options.eval_every == 0 {
                 let seqs: Vec<&[u16]> = eval.iter().map(Vec::as_slice).collect();
                 let (counts, _) = evaluate(&model, &seqs, options.hparams.batch_size, state.bptt_window);
-                let record = LogRecord {
-                    kind: "eval".into(),
-                    step: state.step,
-                    elapsed_secs: state.elapsed_secs,
-                    metrics: counts.metrics(),
-                    events_per_sec: None,
-                    gradient_norm: None,
-                };
-                state.last_eval = Some(record.metrics);
-                append_log(&options.run_dir, &record).map_err(|e| e.to_string())?;
-                crate::plot::write_curves(&options.run_dir, &read_log(&options.run_dir)).map_err(|e| e.to_string())?;
+                let metrics = counts.metrics();
+                log_eval(&options.run_dir, state.step, state.elapsed_secs, metrics)?;
+                state.last_eval = Some(metrics);
+                if state.best_eval_loss.is_none_or(|best| metrics.loss < best) {
+                    state.best_eval_loss = Some(metrics.loss);
+                    state.evals_since_best = 0;
+                    let best = Checkpoint { model: model.clone(), adam: clone_adam(&adam), state: state.clone() };
+                    save_checkpoint(&best_checkpoint_path(&options.run_dir), &best).map_err(|e| e.to_string())?;
+                } else {
+                    state.evals_since_best += 1;
+                }
+                if options.patience.is_some_and(|p| state.evals_since_best >= p) {
+                    stopped_early = true;
+                    break;
+                }
             }
         }
         if last_checkpoint.elapsed().as_secs() >= options.checkpoint_secs {
-            save_checkpoint(&options.run_dir, &Checkpoint { model: model.clone(), adam: clone_adam(&adam), state: state.clone() })
+            save_checkpoint(&checkpoint_path(&options.run_dir), &Checkpoint { model: model.clone(), adam: clone_adam(&adam), state: state.clone() })
                 .map_err(|e| e.to_string())?;
             last_checkpoint = Instant::now();
         }
     }
-    save_checkpoint(&options.run_dir, &Checkpoint { model, adam, state: state.clone() }).map_err(|e| e.to_string())?;
-    Ok(TrainReport { resumed_from, final_step: state.step, interrupted, last_train: state.last_train })
+    save_checkpoint(&checkpoint_path(&options.run_dir), &Checkpoint { model, adam, state: state.clone() })
+        .map_err(|e| e.to_string())?;
+    Ok(TrainReport { resumed_from, final_step: state.step, interrupted, stopped_early, last_train: state.last_train })
 }
 
 fn clone_adam(adam: &AdamState) -> AdamState {

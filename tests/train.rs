@@ -44,6 +44,7 @@ fn options(dir: &PathBuf, steps: u64) -> TrainOptions {
         log_every: 1,
         eval_sequences: None,
         eval_every: 1000,
+        patience: None,
     }
 }
 
@@ -126,4 +127,22 @@ fn a_runs_bundle_round_trips_in_f32_and_f16() {
             assert_eq!(original, loaded, "f32 is bit-exact");
         }
     }
+}
+
+#[test]
+fn patience_stops_on_eval_loss_and_keeps_the_best_model() {
+    let data = chorales();
+    let dir = run_dir("patience");
+    let mut opts = options(&dir, 50);
+    opts.eval_sequences = Some(data[..2].to_vec());
+    opts.eval_every = 2;
+    // Zero patience: the first evaluation already ends the run.
+    opts.patience = Some(0);
+    let report = train::train(&opts, &data, "golden", &AtomicBool::new(false), &|_| {}).unwrap();
+    assert!(report.stopped_early);
+    assert_eq!(report.final_step, 2);
+    let best = train::load_checkpoint_file(&train::best_checkpoint_path(&dir), &DeviceChoice::Cpu.device()).unwrap().unwrap();
+    assert_eq!(best.state.step, 2);
+    assert!(best.state.best_eval_loss.is_some());
+    assert!(train::read_log(&dir).iter().any(|r| r.kind == "eval"));
 }

@@ -141,6 +141,10 @@ struct TrainArgs {
     eval_sequence_example_file: Option<PathBuf>,
     #[arg(long = "eval_every", alias = "eval-every", default_value_t = 100)]
     eval_every: u64,
+    /// With an eval set: stop after this many evaluations in a row without
+    /// a better eval loss (the best model is kept in best.safetensors).
+    #[arg(long)]
+    patience: Option<u64>,
     /// Seed of initialisation, batch order and dropout.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -367,6 +371,7 @@ fn train(args: TrainArgs) -> bool {
         log_every: args.log_every.max(1),
         eval_sequences,
         eval_every: args.eval_every.max(1),
+        patience: args.patience,
     };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
@@ -388,7 +393,13 @@ fn train(args: TrainArgs) -> bool {
             if let Some(step) = report.resumed_from {
                 println!("resumed from step {step}");
             }
-            let how = if report.interrupted { "interrupted at" } else { "finished at" };
+            let how = if report.interrupted {
+                "interrupted at"
+            } else if report.stopped_early {
+                "eval loss stopped improving; stopped at"
+            } else {
+                "finished at"
+            };
             println!("{how} step {}; checkpoint in {}", report.final_step, train::checkpoint_path(&args.run_dir).display());
             true
         }
@@ -480,13 +491,18 @@ fn bench(what: BenchCommand) -> bool {
     }
 }
 
-/// The bundle of a run's checkpoint, with its provenance.
+/// The bundle of a run's best checkpoint (by eval loss) when it has one,
+/// else its latest, with its provenance.
 fn write_bundle(run_dir: &Path, output: &Path, description: &str, half: bool) -> bool {
-    let checkpoint = match train::load_checkpoint(run_dir, &polyphony::train::DeviceChoice::Cpu.device()) {
+    let device = polyphony::train::DeviceChoice::Cpu.device();
+    let best = train::best_checkpoint_path(run_dir);
+    let path = if best.is_file() { best } else { train::checkpoint_path(run_dir) };
+    let checkpoint = match train::load_checkpoint_file(&path, &device) {
         Ok(Some(c)) => c,
         Ok(None) => return fail(format!("{}: no checkpoint (train first)", run_dir.display())),
         Err(e) => return fail(e),
     };
+    println!("from {}", path.display());
     let bundle = train::bundle_of(&checkpoint, description, &polyphony::timestamp::iso8601());
     let precision = if half { bundle::Precision::F16 } else { bundle::Precision::F32 };
     match bundle::save(output, &bundle, precision) {

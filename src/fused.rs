@@ -1,0 +1,295 @@
+//! The fast generation step: the whole network for a batch of sequences, one
+//! event each, in plain Rust on the CPU (natively and in wasm).
+//!
+//! Burn's generic tensor ops cost far more in overhead than in arithmetic at
+//! generation sizes (a `[10, 512] · [512, 1024]` product per layer and
+//! step), so the step is fused by hand:
+//!
+//! - the weights are repacked once into column panels of [`PANEL`] columns,
+//!   each panel's rows contiguous, so that one pass over a panel serves the
+//!   whole batch while it sits in L1 cache;
+//! - within a panel, blocks of up to [`BLOCK`] batch rows keep their
+//!   accumulators in registers across all weight rows (weight rows outer,
+//!   batch inner), which LLVM auto-vectorises;
+//! - the first layer's one-hot input is a row lookup, not a product;
+//! - natively on x86-64 an AVX2 + FMA copy of the kernel is chosen at run
+//!   time when the CPU has them.
+//!
+//! The maths is exactly [`crate::model::Model::forward`]'s (TensorFlow's
+//! `BasicLSTMCell`, forget bias 1.0 added at run time), in f32.
+//!
+//! It is built from a [`Bundle`]'s host values, so it never reads a device
+//! and works in the browser as it does natively.
+
+use crate::bundle::{self, Bundle, BundleError};
+use crate::encoding::NUM_CLASSES;
+use crate::model::FORGET_BIAS;
+
+/// Columns per packed panel (two AVX registers).
+pub const PANEL: usize = 16;
+/// Batch rows whose accumulators stay in registers together.
+pub const BLOCK: usize = 4;
+
+/// A `[rows, cols]` matrix repacked as `ceil(cols / PANEL)` panels of
+/// `[rows, PANEL]`, zero-padded on the right.
+#[derive(Clone, Debug)]
+struct Packed {
+    rows: usize,
+    panels: usize,
+    data: Vec<f32>,
+}
+
+impl Packed {
+    /// Packs rows `first..first + rows` of the row-major `src` (`src_cols` wide).
+    fn new(src: &[f32], src_cols: usize, first: usize, rows: usize) -> Packed {
+        let panels = src_cols.div_ceil(PANEL);
+        let mut data = vec![0.0f32; panels * rows * PANEL];
+        for p in 0..panels {
+            for r in 0..rows {
+                let row = &src[(first + r) * src_cols..(first + r + 1) * src_cols];
+                for k in 0..PANEL {
+                    let col = p * PANEL + k;
+                    if col < src_cols {
+                        data[(p * rows + r) * PANEL + k] = row[col];
+                    }
+                }
+            }
+        }
+        Packed { rows, panels, data }
+    }
+
+    /// Padded width: the row stride of the outputs.
+    fn stride(&self) -> usize {
+        self.panels * PANEL
+    }
+}
+
+/// `z[b] += x[b] · W` for `b < batch`; `x` rows are `xstride` apart and
+/// `W.rows` long, `z` rows `W.stride()` apart.
+fn gemm_acc(w: &Packed, x: &[f32], xstride: usize, batch: usize, z: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            unsafe { gemm_avx2(w, x, xstride, batch, z) };
+            return;
+        }
+    }
+    gemm_generic::<false>(w, x, xstride, batch, z);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_avx2(w: &Packed, x: &[f32], xstride: usize, batch: usize, z: &mut [f32]) {
+    gemm_generic::<true>(w, x, xstride, batch, z);
+}
+
+#[inline(always)]
+fn gemm_generic<const FMA: bool>(w: &Packed, x: &[f32], xstride: usize, batch: usize, z: &mut [f32]) {
+    let rows = w.rows;
+    let zstride = w.stride();
+    assert!(z.len() >= batch * zstride);
+    assert!(batch == 0 || x.len() >= (batch - 1) * xstride + rows);
+    for p in 0..w.panels {
+        let panel = &w.data[p * rows * PANEL..(p + 1) * rows * PANEL];
+        let mut b = 0;
+        while b < batch {
+            let n = (batch - b).min(BLOCK);
+            match n {
+                4 => block::<4, FMA>(panel, rows, x, xstride, b, z, zstride, p * PANEL),
+                3 => block::<3, FMA>(panel, rows, x, xstride, b, z, zstride, p * PANEL),
+                2 => block::<2, FMA>(panel, rows, x, xstride, b, z, zstride, p * PANEL),
+                _ => block::<1, FMA>(panel, rows, x, xstride, b, z, zstride, p * PANEL),
+            }
+            b += n;
+        }
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn block<const N: usize, const FMA: bool>(
+    panel: &[f32],
+    rows: usize,
+    x: &[f32],
+    xstride: usize,
+    b0: usize,
+    z: &mut [f32],
+    zstride: usize,
+    col0: usize,
+) {
+    let mut acc = [[0.0f32; PANEL]; N];
+    for (k, a) in acc.iter_mut().enumerate() {
+        a.copy_from_slice(&z[(b0 + k) * zstride + col0..(b0 + k) * zstride + col0 + PANEL]);
+    }
+    let xs: [&[f32]; N] = std::array::from_fn(|k| &x[(b0 + k) * xstride..(b0 + k) * xstride + rows]);
+    for (r, wrow) in panel.chunks_exact(PANEL).enumerate() {
+        let wrow: &[f32; PANEL] = wrow.try_into().expect("panel row");
+        for k in 0..N {
+            // SAFETY: every xs[k] is exactly `rows` long and r < rows.
+            let s = unsafe { *xs[k].get_unchecked(r) };
+            for j in 0..PANEL {
+                acc[k][j] = if FMA { s.mul_add(wrow[j], acc[k][j]) } else { acc[k][j] + s * wrow[j] };
+            }
+        }
+    }
+    for (k, a) in acc.iter().enumerate() {
+        z[(b0 + k) * zstride + col0..(b0 + k) * zstride + col0 + PANEL].copy_from_slice(a);
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// One LSTM layer, packed.
+#[derive(Clone, Debug)]
+struct Layer {
+    input: usize,
+    hidden: usize,
+    /// First layer only: the input rows of the kernel, `[259, 4·hidden]`,
+    /// row-major (the one-hot input picks one).
+    lookup: Option<Vec<f32>>,
+    /// The rows multiplied: hidden only for the first layer, input then
+    /// hidden for the others.
+    packed: Packed,
+    bias: Vec<f32>,
+}
+
+/// The network with its recurrent state for a batch.
+#[derive(Clone, Debug)]
+pub struct FusedLstm {
+    layers: Vec<Layer>,
+    dense: Packed,
+    dense_bias: Vec<f32>,
+    batch: usize,
+    /// Per layer, `[batch, hidden]`.
+    h: Vec<Vec<f32>>,
+    c: Vec<Vec<f32>>,
+    /// Scratch: pre-activations and concatenated inputs.
+    z: Vec<f32>,
+    xh: Vec<f32>,
+}
+
+impl FusedLstm {
+    /// The network of a bundle (checked against its hparams), with an empty batch.
+    pub fn from_bundle(bundle: &Bundle) -> Result<FusedLstm, BundleError> {
+        bundle.validate()?;
+        let tensors = bundle::expected_shapes(&bundle.metadata.hparams)
+            .into_iter()
+            .map(|(name, shape)| (shape, bundle.tensor(&name).expect("validated").data.clone()))
+            .collect();
+        Ok(FusedLstm::from_tensors(&bundle.metadata.hparams.rnn_layer_sizes, tensors))
+    }
+
+    /// From parameters in [`bundle::expected_shapes`] order and shapes.
+    pub fn from_tensors(layer_sizes: &[usize], tensors: Vec<(Vec<usize>, Vec<f32>)>) -> FusedLstm {
+        let mut it = tensors.into_iter();
+        let mut layers = Vec::new();
+        let mut input = NUM_CLASSES;
+        for (l, &hidden) in layer_sizes.iter().enumerate() {
+            let (kshape, kernel) = it.next().expect("kernel");
+            let (_, bias) = it.next().expect("bias");
+            assert_eq!(kshape, vec![input + hidden, 4 * hidden], "kernel shape of layer {l}");
+            let cols = 4 * hidden;
+            let (lookup, packed) = if l == 0 {
+                (Some(kernel[..input * cols].to_vec()), Packed::new(&kernel, cols, input, hidden))
+            } else {
+                (None, Packed::new(&kernel, cols, 0, input + hidden))
+            };
+            let mut padded_bias = bias;
+            padded_bias.resize(packed.stride(), 0.0);
+            layers.push(Layer { input, hidden, lookup, packed, bias: padded_bias });
+            input = hidden;
+        }
+        let (dshape, dense) = it.next().expect("dense weights");
+        assert_eq!(dshape, vec![input, NUM_CLASSES], "dense weights shape");
+        let (_, mut dense_bias) = it.next().expect("dense biases");
+        let dense = Packed::new(&dense, NUM_CLASSES, 0, input);
+        dense_bias.resize(dense.stride(), 0.0);
+        let mut net = FusedLstm { layers, dense, dense_bias, batch: 0, h: Vec::new(), c: Vec::new(), z: Vec::new(), xh: Vec::new() };
+        net.reset(0);
+        net
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// All-zero state for `batch` sequences.
+    pub fn reset(&mut self, batch: usize) {
+        self.batch = batch;
+        self.h = self.layers.iter().map(|l| vec![0.0; batch * l.hidden]).collect();
+        self.c = self.h.clone();
+    }
+
+    /// Keeps (and repeats) the given rows of the state: new row `i` is old
+    /// row `rows[i]` (beam search).
+    pub fn select_rows(&mut self, rows: &[usize]) {
+        for (l, layer) in self.layers.iter().enumerate() {
+            let n = layer.hidden;
+            let pick = |v: &Vec<f32>| rows.iter().flat_map(|&r| v[r * n..(r + 1) * n].iter().copied()).collect::<Vec<f32>>();
+            self.h[l] = pick(&self.h[l]);
+            self.c[l] = pick(&self.c[l]);
+        }
+        self.batch = rows.len();
+    }
+
+    /// One event per sequence in, `[batch, 259]` logits out (row-major into
+    /// `logits`), state advanced.
+    pub fn step_into(&mut self, inputs: &[usize], logits: &mut Vec<f32>) {
+        assert_eq!(inputs.len(), self.batch, "one input per sequence");
+        let batch = self.batch;
+        for l in 0..self.layers.len() {
+            let layer = &self.layers[l];
+            let (hidden, stride) = (layer.hidden, layer.packed.stride());
+            self.z.clear();
+            for _ in 0..batch {
+                self.z.extend_from_slice(&layer.bias);
+            }
+            if let Some(lookup) = &layer.lookup {
+                let cols = 4 * hidden;
+                for (b, &class) in inputs.iter().enumerate() {
+                    let row = &lookup[class * cols..(class + 1) * cols];
+                    for (z, w) in self.z[b * stride..b * stride + cols].iter_mut().zip(row) {
+                        *z += w;
+                    }
+                }
+                gemm_acc(&layer.packed, &self.h[l], hidden, batch, &mut self.z);
+            } else {
+                let width = layer.input + hidden;
+                self.xh.clear();
+                for b in 0..batch {
+                    self.xh.extend_from_slice(&self.h[l - 1][b * layer.input..(b + 1) * layer.input]);
+                    self.xh.extend_from_slice(&self.h[l][b * hidden..(b + 1) * hidden]);
+                }
+                gemm_acc(&layer.packed, &self.xh, width, batch, &mut self.z);
+            }
+            let (h, c) = (&mut self.h[l], &mut self.c[l]);
+            for b in 0..batch {
+                let z = &self.z[b * stride..b * stride + 4 * hidden];
+                let (zi, rest) = z.split_at(hidden);
+                let (zj, rest) = rest.split_at(hidden);
+                let (zf, zo) = rest.split_at(hidden);
+                let hb = &mut h[b * hidden..(b + 1) * hidden];
+                let cb = &mut c[b * hidden..(b + 1) * hidden];
+                for u in 0..hidden {
+                    let cn = cb[u] * sigmoid(zf[u] + FORGET_BIAS) + sigmoid(zi[u]) * zj[u].tanh();
+                    cb[u] = cn;
+                    hb[u] = cn.tanh() * sigmoid(zo[u]);
+                }
+            }
+        }
+        let last = self.layers.last().map_or(0, |l| l.hidden);
+        let stride = self.dense.stride();
+        self.z.clear();
+        for _ in 0..batch {
+            self.z.extend_from_slice(&self.dense_bias);
+        }
+        gemm_acc(&self.dense, self.h.last().expect("one layer at least"), last, batch, &mut self.z);
+        logits.clear();
+        for b in 0..batch {
+            logits.extend_from_slice(&self.z[b * stride..b * stride + NUM_CLASSES]);
+        }
+    }
+}
