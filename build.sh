@@ -232,6 +232,29 @@ cmd_corpus() {
   info "corpus ready in $BACH_DIR"
 }
 
+# The pretrained model's recipe: corpus -> dataset -> training (resumes after any
+# interruption, stops when the eval loss has not improved for PATIENCE evaluations)
+# -> bundle in assets/. Runs for hours on 2 cores; rerun the same command to resume.
+cmd_train_bach() {
+  ensure_corpus
+  build_native
+  local bin="$NATIVE_TARGET_DIR/release/polyphony"
+  local data="$CACHE_DIR/data" run="${RUN_DIR:-$CACHE_DIR/runs/bach}"
+  if [ ! -f "$data/training_poly_tracks.polyds" ]; then
+    say "Creating the dataset in $data"
+    "$bin" create-dataset --input "$BACH_DIR" --output_dir "$data" --seed 0
+  fi
+  say "Training in $run (Ctrl-C saves a checkpoint; rerun to resume)"
+  "$bin" train --run_dir "$run" \
+    --sequence_example_file "$data/training_poly_tracks.polyds" \
+    --eval_sequence_example_file "$data/eval_poly_tracks.polyds" \
+    --eval_every 44 --log_every 4 --patience "${PATIENCE:-5}"
+  say "Evaluating and writing assets/bach-chorales.bundle"
+  "$bin" bundle --run_dir "$run" --output assets/bach-chorales.bundle --half \
+    --bundle_description "Polyphony RNN (3x256 LSTM) trained on the music21 Bach chorales"
+  "$bin" evaluate --bundle_file assets/bach-chorales.bundle --sequence_example_file "$data/eval_poly_tracks.polyds"
+}
+
 cmd_wasm() {
   prepare wasm
   build_wasm
@@ -303,6 +326,8 @@ Usage: ./build.sh <command>
           and run the headless-browser tests in tests/browser/
   wasm    build the wasm package into pkg/ only
   corpus  fetch the music21 Bach chorales (PyPI wheel) into ~/.cache/polyphony/bach
+  train-bach  the pretrained model's recipe: dataset, training (resumable, stops on
+          eval loss), bundle into assets/ (hours on 2 cores)
 
 Installs what is missing (Debian rustc-web & co, chromium, wasm-bindgen-cli,
 npm playwright-core) and says so. Caches: CARGO_TARGET_DIR (default
@@ -315,6 +340,7 @@ case "${1:-}" in
   test) cmd_test ;;
   wasm) cmd_wasm ;;
   corpus) cmd_corpus ;;
+  train-bach) cmd_train_bach ;;
   -h | --help | help) usage ;;
   *)
     usage >&2
