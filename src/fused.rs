@@ -27,8 +27,12 @@ use crate::model::FORGET_BIAS;
 
 /// Columns per packed panel (two AVX registers).
 pub const PANEL: usize = 16;
-/// Batch rows whose accumulators stay in registers together.
+/// Batch rows whose accumulators stay in registers together (SSE2: 16
+/// registers of 4 lanes).
 pub const BLOCK: usize = 4;
+/// The same with AVX2 (16 registers of 8 lanes: 12 accumulators, 2 weight
+/// registers, 1 broadcast).
+pub const AVX_BLOCK: usize = 6;
 
 /// A `[rows, cols]` matrix repacked as `ceil(cols / PANEL)` panels of
 /// `[rows, PANEL]`, zero-padded on the right.
@@ -75,17 +79,17 @@ fn gemm_acc(w: &Packed, x: &[f32], xstride: usize, batch: usize, z: &mut [f32]) 
             return;
         }
     }
-    gemm_generic::<false>(w, x, xstride, batch, z);
+    gemm_generic::<false, BLOCK>(w, x, xstride, batch, z);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_avx2(w: &Packed, x: &[f32], xstride: usize, batch: usize, z: &mut [f32]) {
-    gemm_generic::<true>(w, x, xstride, batch, z);
+    gemm_generic::<true, AVX_BLOCK>(w, x, xstride, batch, z);
 }
 
 #[inline(always)]
-fn gemm_generic<const FMA: bool>(w: &Packed, x: &[f32], xstride: usize, batch: usize, z: &mut [f32]) {
+fn gemm_generic<const FMA: bool, const MAX: usize>(w: &Packed, x: &[f32], xstride: usize, batch: usize, z: &mut [f32]) {
     let rows = w.rows;
     let zstride = w.stride();
     assert!(z.len() >= batch * zstride);
@@ -94,8 +98,10 @@ fn gemm_generic<const FMA: bool>(w: &Packed, x: &[f32], xstride: usize, batch: u
         let panel = &w.data[p * rows * PANEL..(p + 1) * rows * PANEL];
         let mut b = 0;
         while b < batch {
-            let n = (batch - b).min(BLOCK);
+            let n = (batch - b).min(MAX);
             match n {
+                6 => block::<6, FMA>(panel, rows, x, xstride, b, z, zstride, p * PANEL),
+                5 => block::<5, FMA>(panel, rows, x, xstride, b, z, zstride, p * PANEL),
                 4 => block::<4, FMA>(panel, rows, x, xstride, b, z, zstride, p * PANEL),
                 3 => block::<3, FMA>(panel, rows, x, xstride, b, z, zstride, p * PANEL),
                 2 => block::<2, FMA>(panel, rows, x, xstride, b, z, zstride, p * PANEL),
@@ -290,6 +296,43 @@ impl FusedLstm {
         logits.clear();
         for b in 0..batch {
             logits.extend_from_slice(&self.z[b * stride..b * stride + NUM_CLASSES]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// Every kernel (the portable one, and the AVX2 one where the CPU has
+    /// it) against a plain triple loop, for every batch block size.
+    #[test]
+    fn kernels_match_a_plain_product() {
+        let (rows, cols) = (37, 45);
+        let mut rng = Rng::new(3);
+        let w: Vec<f32> = (0..rows * cols).map(|_| rng.next_f32() - 0.5).collect();
+        let packed = Packed::new(&w, cols, 0, rows);
+        for batch in 1..=13 {
+            let x: Vec<f32> = (0..batch * rows).map(|_| rng.next_f32() - 0.5).collect();
+            let z0: Vec<f32> = (0..batch * packed.stride()).map(|_| rng.next_f32()).collect();
+            let mut expected = z0.clone();
+            for b in 0..batch {
+                for c in 0..cols {
+                    expected[b * packed.stride() + c] += (0..rows).map(|r| x[b * rows + r] * w[r * cols + c]).sum::<f32>();
+                }
+            }
+            let mut portable = z0.clone();
+            gemm_generic::<false, BLOCK>(&packed, &x, rows, batch, &mut portable);
+            let mut dispatched = z0.clone();
+            gemm_acc(&packed, &x, rows, batch, &mut dispatched);
+            for b in 0..batch {
+                for c in 0..cols {
+                    let i = b * packed.stride() + c;
+                    assert!((portable[i] - expected[i]).abs() < 1e-4, "portable, batch {batch}");
+                    assert!((dispatched[i] - expected[i]).abs() < 1e-4, "dispatched, batch {batch}");
+                }
+            }
         }
     }
 }

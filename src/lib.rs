@@ -16,6 +16,8 @@ pub mod bundle;
 pub mod dataset;
 pub mod encoding;
 pub mod error;
+pub mod fused;
+pub mod generate;
 pub mod hparams;
 pub mod midi;
 pub mod model;

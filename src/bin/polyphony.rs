@@ -68,6 +68,9 @@ enum Command {
         #[arg(long = "bptt_window", alias = "bptt-window", default_value_t = polyphony::train::DEFAULT_BPTT_WINDOW)]
         bptt_window: usize,
     },
+    /// Generate pieces from a bundle or a run (the original's
+    /// polyphony_rnn_generate), written as `<date>_<time>_<i>.mid`.
+    Generate(GenerateArgs),
     /// Speed tables.
     Bench {
         #[command(subcommand)]
@@ -77,6 +80,18 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Generation speed of the default 3×256 model on the CPU: 1 × 128 and
+    /// 10 × 128 steps (random weights unless a bundle is given).
+    Generate {
+        #[arg(long = "bundle_file", alias = "bundle-file")]
+        bundle_file: Option<PathBuf>,
+        /// Timed runs per size (the best is shown), after one warm-up.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Also time burn's generic model on the CPU (flex), for comparison.
+        #[arg(long)]
+        burn: bool,
+    },
     /// Training throughput of the default model and batch.
     Train {
         /// Draw batches from this dataset; without it, synthetic sequences
@@ -189,13 +204,25 @@ struct CreateDatasetArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = boolean_flags(std::env::args_os());
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        // generate's bad values get one line and exit code 1, like its other refusals.
+        Err(e) if args.get(1).is_some_and(|a| a == "generate") && e.use_stderr() => {
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or_default();
+            eprintln!("polyphony: {}", line.strip_prefix("error: ").unwrap_or(line));
+            return ExitCode::FAILURE;
+        }
+        Err(e) => e.exit(),
+    };
     let ok = match cli.command {
         Command::Events { files, transpose, index } => events(&files, transpose, index),
         Command::Decode { events, output } => decode(&events, &output),
         Command::CreateDataset(args) => create_dataset(args),
         Command::Train(args) => train(args),
         Command::Bench { what } => bench(what),
+        Command::Generate(args) => generate(args),
         Command::Evaluate { bundle_file, sequence_example_file, bptt_window } => {
             evaluate_bundle(&bundle_file, &sequence_example_file, bptt_window)
         }
@@ -468,6 +495,7 @@ fn evaluate_bundle(bundle_file: &Path, dataset_file: &Path, window: usize) -> bo
 
 fn bench(what: BenchCommand) -> bool {
     match what {
+        BenchCommand::Generate { bundle_file, repeats, burn } => bench_generate(bundle_file.as_deref(), repeats, burn),
         BenchCommand::Train { sequence_example_file, steps, hparams, bptt_window, device } => {
             let hparams = match HParams::default().with_overrides(&hparams) {
                 Ok(h) => h,
@@ -512,4 +540,283 @@ fn write_bundle(run_dir: &Path, output: &Path, description: &str, half: bool) ->
         }
         Err(e) => fail(e),
     }
+}
+
+/// The boolean flags that take the original's forms: `--flag`,
+/// `--noflag`, `--flag=true|false`.
+const BOOLEAN_FLAGS: [&str; 4] = ["condition_on_primer", "inject_primer_during_generation", "primer_in_output", "save_generator_bundle"];
+
+/// Rewrites `--noflag` (and `--no-flag`) to `--flag=false` for [`BOOLEAN_FLAGS`].
+fn boolean_flags(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.map(|arg| {
+        if let Some(text) = arg.to_str()
+            && let Some(rest) = text.strip_prefix("--no")
+        {
+            let rest = rest.strip_prefix('-').unwrap_or(rest);
+            for flag in BOOLEAN_FLAGS {
+                if rest == flag || rest == flag.replace('_', "-") {
+                    return format!("--{rest}=false").into();
+                }
+            }
+        }
+        arg
+    })
+    .collect()
+}
+
+/// The original's flag names; kebab-case ones work too.
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// The model: a bundle file (or, with --save_generator_bundle, where to write one).
+    #[arg(long = "bundle_file", alias = "bundle-file")]
+    bundle_file: Option<PathBuf>,
+    /// The model: a training run's latest (best) checkpoint.
+    #[arg(long = "run_dir", alias = "run-dir")]
+    run_dir: Option<PathBuf>,
+    /// Expected model hparams, checked against the run's or bundle's own.
+    #[arg(long)]
+    hparams: Option<String>,
+    /// Where the MIDI files are written (created if missing).
+    #[arg(long = "output_dir", alias = "output-dir")]
+    output_dir: Option<PathBuf>,
+    #[arg(long = "num_outputs", alias = "num-outputs", default_value_t = 10)]
+    num_outputs: usize,
+    /// Total length in sixteenth steps, primer included.
+    #[arg(long = "num_steps", alias = "num-steps", default_value_t = 128)]
+    num_steps: usize,
+    /// A chord a quarter note long, as a Python list: "[67,64,60]".
+    #[arg(long = "primer_pitches", alias = "primer-pitches", allow_hyphen_values = true)]
+    primer_pitches: Option<String>,
+    /// Melody values, one a step (-2 hold, -1 off, 0-127 on): "[60,-2,-2,-2,67]".
+    #[arg(long = "primer_melody", alias = "primer-melody", allow_hyphen_values = true)]
+    primer_melody: Option<String>,
+    /// A MIDI file to start from (its tempo replaces --qpm).
+    #[arg(long = "primer_midi", alias = "primer-midi")]
+    primer_midi: Option<PathBuf>,
+    /// Feed the primer to the model before generating.
+    #[arg(long = "condition_on_primer", alias = "condition-on-primer", num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
+    condition_on_primer: bool,
+    /// Put the primer's events into the stream as it is generated (harmonize it).
+    #[arg(long = "inject_primer_during_generation", alias = "inject-primer-during-generation", num_args = 0..=1, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    inject_primer_during_generation: bool,
+    /// Begin each output with the primer's steps.
+    #[arg(long = "primer_in_output", alias = "primer-in-output", num_args = 0..=1, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    primer_in_output: bool,
+    #[arg(long, default_value_t = 120.0)]
+    qpm: f64,
+    /// Logits are divided by it before sampling.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    #[arg(long = "beam_size", alias = "beam-size", default_value_t = 1)]
+    beam_size: usize,
+    #[arg(long = "branch_factor", alias = "branch-factor", default_value_t = 1)]
+    branch_factor: usize,
+    #[arg(long = "steps_per_iteration", alias = "steps-per-iteration", default_value_t = 1)]
+    steps_per_iteration: usize,
+    /// Same seed and inputs, same outputs (default: from the clock).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write --run_dir's model to --bundle_file and stop.
+    #[arg(long = "save_generator_bundle", alias = "save-generator-bundle", num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
+    save_generator_bundle: bool,
+    #[arg(long = "bundle_description", alias = "bundle-description", default_value = "")]
+    bundle_description: String,
+    /// cpu: the fused CPU step; gpu: burn's model through wgpu.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
+}
+
+/// The model of --bundle_file or --run_dir, checked against --hparams.
+fn generator_bundle(args: &GenerateArgs) -> Result<bundle::Bundle, String> {
+    let model = match (&args.bundle_file, &args.run_dir) {
+        (Some(file), None) => bundle::load(file).map_err(|e| format!("{}: {e}", file.display()))?,
+        (None, Some(run_dir)) | (Some(_), Some(run_dir)) => {
+            if args.bundle_file.is_some() && !args.save_generator_bundle {
+                return Err("give --bundle_file or --run_dir, not both".into());
+            }
+            let device = polyphony::train::DeviceChoice::Cpu.device();
+            let best = train::best_checkpoint_path(run_dir);
+            let path = if best.is_file() { best } else { train::checkpoint_path(run_dir) };
+            let checkpoint = match train::load_checkpoint_file(&path, &device)? {
+                Some(c) => c,
+                None => return Err(format!("{}: no checkpoint (train first)", run_dir.display())),
+            };
+            train::bundle_of(&checkpoint, &args.bundle_description, &polyphony::timestamp::iso8601())
+        }
+        (None, None) => return Err("give the model: --bundle_file or --run_dir".into()),
+    };
+    if let Some(text) = &args.hparams {
+        let wanted = HParams::default().with_overrides(text)?;
+        let have = &model.metadata.hparams;
+        if !wanted.same_model(have) {
+            return Err(format!(
+                "--hparams {text:?} does not match the model's own hparams (rnn_layer_sizes={:?}; --hparams asks for {:?}): leave --hparams out to use the model's",
+                have.rnn_layer_sizes, wanted.rnn_layer_sizes
+            ));
+        }
+    }
+    Ok(model)
+}
+
+fn generate_options(args: &GenerateArgs) -> Result<polyphony::generate::GenerateOptions, String> {
+    use polyphony::generate::{GenerateOptions, Primer, parse_python_list};
+    let given = [args.primer_pitches.is_some(), args.primer_melody.is_some(), args.primer_midi.is_some()];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err("give at most one primer: --primer_pitches, --primer_melody or --primer_midi".into());
+    }
+    let primer = if let Some(text) = &args.primer_pitches {
+        Primer::Pitches(parse_python_list(text).map_err(|e| format!("--primer_pitches: {e}"))?)
+    } else if let Some(text) = &args.primer_melody {
+        Primer::Melody(parse_python_list(text).map_err(|e| format!("--primer_melody: {e}"))?)
+    } else if let Some(path) = &args.primer_midi {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Primer::Sequence(midi::read_midi(&bytes).map_err(|e| format!("{}: {e}", path.display()))?)
+    } else {
+        Primer::None
+    };
+    Ok(GenerateOptions {
+        num_outputs: args.num_outputs,
+        num_steps: args.num_steps,
+        primer,
+        condition_on_primer: args.condition_on_primer,
+        inject_primer_during_generation: args.inject_primer_during_generation,
+        primer_in_output: args.primer_in_output,
+        qpm: args.qpm,
+        temperature: args.temperature,
+        beam_size: args.beam_size,
+        branch_factor: args.branch_factor,
+        steps_per_iteration: args.steps_per_iteration,
+        seed: args.seed,
+    })
+}
+
+/// `generate`: MIDI files from a model, or with --save_generator_bundle a bundle.
+fn generate(args: GenerateArgs) -> bool {
+    use polyphony::generate::{self, StepModel};
+    if args.save_generator_bundle {
+        let (Some(run_dir), Some(file)) = (&args.run_dir, &args.bundle_file) else {
+            return fail("--save_generator_bundle writes --run_dir's model to --bundle_file: give both");
+        };
+        let model = match generator_bundle(&args) {
+            Ok(b) => b,
+            Err(e) => return fail(e),
+        };
+        return match bundle::save(file, &model, bundle::Precision::F32) {
+            Ok(()) => {
+                println!("wrote {} from {}", file.display(), run_dir.display());
+                true
+            }
+            Err(e) => fail(format!("{}: {e}", file.display())),
+        };
+    }
+    let Some(output_dir) = &args.output_dir else {
+        return fail("--output_dir required");
+    };
+    let options = match generate_options(&args) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let model = match generator_bundle(&args) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let outputs = match args.device {
+        DeviceArg::Cpu => generate::generate_with_bundle(&model, &options),
+        DeviceArg::Gpu => {
+            // burn panics (twice, on two threads) when wgpu finds no adapter:
+            // say so in one line instead.
+            let hook = std::panic::take_hook();
+            std::panic::set_hook(Box::new(|_| {}));
+            let loaded = std::panic::catch_unwind(|| {
+                let device = polyphony::train::DeviceChoice::Gpu.device();
+                polyphony::model::Model::from_bundle(&model, &device).map(|m| {
+                    let mut step = generate::BurnStep::new(m);
+                    StepModel::reset(&mut step, 1);
+                    let _ = StepModel::step(&mut step, &[0]);
+                    step
+                })
+            });
+            std::panic::set_hook(hook);
+            match loaded {
+                Ok(Ok(mut step)) => generate::generate(&mut step, &options),
+                Ok(Err(e)) => return fail(e),
+                Err(_) => return fail("--device gpu: no usable GPU (wgpu found no adapter; is a Vulkan, Metal or DirectX driver installed?)"),
+            }
+        }
+    };
+    let outputs = match outputs {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = std::fs::create_dir_all(output_dir) {
+        return fail(format!("{}: {e}", output_dir.display()));
+    }
+    let stamp = polyphony::timestamp::file_stamp();
+    let digits = options.num_outputs.to_string().len();
+    for (i, output) in outputs.iter().enumerate() {
+        let mut sequence = output.sequence.clone();
+        midi::separate_unisons(&mut sequence);
+        let path = output_dir.join(format!("{stamp}_{:0digits$}.mid", i + 1));
+        if let Err(e) = std::fs::write(&path, midi::write_midi(&sequence)) {
+            return fail(format!("{}: {e}", path.display()));
+        }
+    }
+    println!("wrote {} MIDI files to {}", outputs.len(), output_dir.display());
+    true
+}
+
+/// `bench generate`: the table of generation speed on the CPU.
+fn bench_generate(bundle_file: Option<&Path>, repeats: usize, burn: bool) -> bool {
+    let model = match bundle_file {
+        Some(file) => match bundle::load(file) {
+            Ok(b) => b,
+            Err(e) => return fail(format!("{}: {e}", file.display())),
+        },
+        None => {
+            let device = polyphony::train::DeviceChoice::Cpu.device();
+            let hparams = HParams::default();
+            let mut model = polyphony::model::Model::init(&hparams, &device, 1)
+                .to_bundle(bundle::BundleMetadata::new("random weights", hparams.clone(), polyphony::timestamp::iso8601()));
+            // Random weights almost never end a step (1 class in 259): a
+            // STEP_END bias of ln 64.5 makes it 1 event in 5, as in Bach, so
+            // that the run takes as many model steps as a trained model's.
+            if let Some(t) = model.tensors.iter_mut().find(|t| t.name == bundle::DENSE_BIASES) {
+                t.data[encoding::Event::StepEnd.class()] = 64.5f32.ln();
+            }
+            model
+        }
+    };
+    let sizes = model.metadata.hparams.rnn_layer_sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("×");
+    let sizes_timed = [(1, 128), (10, 128)];
+    let mut rows = match polyphony::generate::bench(&model, &sizes_timed, repeats) {
+        Ok(r) => r.into_iter().map(|r| ("fused", r)).collect::<Vec<_>>(),
+        Err(e) => return fail(e),
+    };
+    if burn {
+        let device = polyphony::train::DeviceChoice::Cpu.device();
+        let mut step = match polyphony::model::Model::from_bundle(&model, &device) {
+            Ok(m) => polyphony::generate::BurnStep::new(m),
+            Err(e) => return fail(e),
+        };
+        match polyphony::generate::bench_model(&mut step, &sizes_timed, repeats) {
+            Ok(r) => rows.extend(r.into_iter().map(|r| ("burn flex", r))),
+            Err(e) => return fail(e),
+        }
+    }
+    println!("generation on the CPU, LSTM {sizes}, best of {repeats}");
+    println!("| step | outputs × steps | time (s) | model steps | events | events/s | ms per model step |");
+    println!("|---|---|---|---|---|---|---|");
+    for (name, r) in rows {
+        println!(
+            "| {name} | {} × {} | {:.3} | {} | {} | {:.0} | {:.3} |",
+            r.num_outputs,
+            r.num_steps,
+            r.seconds,
+            r.model_steps,
+            r.events,
+            r.events_per_sec(),
+            r.ms_per_model_step()
+        );
+    }
+    true
 }
