@@ -233,7 +233,7 @@ cmd_corpus() {
 }
 
 # The pretrained model's recipe: corpus -> dataset -> training (resumes after any
-# interruption, stops when the eval loss has not improved for PATIENCE evaluations)
+# interruption, stops when the eval loss has not improved for PATIENCE (10) evaluations)
 # -> bundle in assets/. Runs for hours on 2 cores; rerun the same command to resume.
 cmd_train_bach() {
   ensure_corpus
@@ -248,7 +248,7 @@ cmd_train_bach() {
   "$bin" train --run_dir "$run" \
     --sequence_example_file "$data/training_poly_tracks.polyds" \
     --eval_sequence_example_file "$data/eval_poly_tracks.polyds" \
-    --eval_every 44 --log_every 4 --patience "${PATIENCE:-5}"
+    --eval_every 44 --log_every 4 --patience "${PATIENCE:-10}"
   say "Evaluating and writing assets/bach-chorales.bundle"
   "$bin" bundle --run_dir "$run" --output assets/bach-chorales.bundle --half \
     --bundle_description "Polyphony RNN (3x256 LSTM) trained on the music21 Bach chorales"
