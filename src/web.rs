@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::bundle::{self, Bundle, BundleMetadata};
+use crate::encoding::{self, Event};
+use crate::fused::FusedLstm;
+use crate::generate::{GenerateOptions, Primer, Session};
 use crate::note_sequence::{Note, NoteSequence, Tempo, TimeSignature};
 
 /// The model's time grid: sixteenth notes.
@@ -52,6 +55,9 @@ pub struct StepNote {
 #[wasm_bindgen]
 pub struct Model {
     bundle: Bundle,
+    /// The fast CPU network, built once from the bundle's host values (no
+    /// device reads, which wasm could not do synchronously).
+    net: FusedLstm,
 }
 
 /// What the page shows about a model: the bundle's metadata plus the
@@ -71,7 +77,23 @@ impl Model {
     #[wasm_bindgen(js_name = fromBytes)]
     pub fn from_bytes(bytes: &[u8]) -> Result<Model, JsError> {
         let bundle = bundle::from_bytes(bytes).map_err(|e| JsError::new(&e.to_string()))?;
-        Ok(Model { bundle })
+        let net = FusedLstm::from_bundle(&bundle).map_err(|e| JsError::new(&e.to_string()))?;
+        Ok(Model { bundle, net })
+    }
+
+    /// Starts a generation with the CLI's options (`GenerateOptions`, snake
+    /// case; missing fields take the original's defaults) and a primer of
+    /// step-grid notes, `primer_steps` long (0: up to its last note's end).
+    /// The page drives it with [`Generation::advance`] so it can draw and
+    /// cancel between slices.
+    pub fn generate(&self, options: JsValue, primer: JsValue, primer_steps: usize) -> Result<Generation, JsError> {
+        let mut options: GenerateOptions = from_js(options, "generation options")?;
+        let notes: Vec<StepNote> = from_js(primer, "primer notes")?;
+        options.primer = primer_of(&notes, primer_steps, options.qpm)?;
+        let session = Session::new(&options).map_err(|e| JsError::new(&e.to_string()))?;
+        let mut net = self.net.clone();
+        net.reset(session.batch());
+        Ok(Generation::new(session, net, &options))
     }
 
     /// The model card: description, training data, hparams, metrics, ...
@@ -83,6 +105,175 @@ impl Model {
         };
         to_js(&card)
     }
+}
+
+/// The primer for the generator: the page's notes as an event stream of
+/// `steps` steps (at least up to the last note's end), or none.
+fn primer_of(notes: &[StepNote], steps: usize, qpm: f64) -> Result<Primer, JsError> {
+    if let Some(n) = notes.iter().find(|n| !(0..=127).contains(&n.pitch) || n.start < 0 || n.end <= n.start) {
+        return Err(JsError::new(&format!("bad primer note: pitch {} from step {} to {}", n.pitch, n.start, n.end)));
+    }
+    if notes.is_empty() && steps == 0 {
+        return Ok(Primer::None);
+    }
+    let mut seq = sequence_from_steps(notes, if qpm > 0.0 && qpm.is_finite() { qpm } else { 120.0 });
+    seq.total_quantized_steps = seq.total_quantized_steps.max(steps as i64);
+    Ok(Primer::Events(encoding::encode(&seq)))
+}
+
+/// A generation in progress: the library's [`Session`] and its own copy of
+/// the network, advanced a slice at a time so the page stays responsive.
+///
+/// It also follows each output's event stream (the session's inputs are the
+/// events it just chose), so the page can draw notes as they arrive.
+#[wasm_bindgen]
+pub struct Generation {
+    session: Option<Session>,
+    net: FusedLstm,
+    qpm: f64,
+    /// Rows (beams) per output.
+    group: usize,
+    /// Steps each row's stream must reach (the session's target).
+    target_steps: usize,
+    streams: Vec<Vec<Event>>,
+    logits: Vec<f32>,
+}
+
+/// How far a generation is, for the progress bar.
+#[derive(Serialize)]
+struct Progress {
+    done: bool,
+    fraction: f64,
+    model_steps: usize,
+}
+
+/// One finished output, as the page uses it.
+#[derive(Serialize)]
+struct OutputJs {
+    notes: Vec<StepNote>,
+    steps: usize,
+    log_likelihood: f64,
+    #[serde(with = "serde_bytes_js")]
+    midi: Vec<u8>,
+}
+
+/// MIDI bytes as a `Uint8Array`, not an array of numbers.
+mod serde_bytes_js {
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+}
+
+impl Generation {
+    fn new(session: Session, net: FusedLstm, options: &GenerateOptions) -> Generation {
+        let primer_steps = match &options.primer {
+            Primer::Events(events) => encoding::num_steps(events),
+            _ => 0,
+        };
+        let target_steps =
+            if options.condition_on_primer { options.num_steps } else { options.num_steps.saturating_sub(primer_steps) };
+        let first = session.inputs().map(|i| i.to_vec()).unwrap_or_default();
+        Generation {
+            streams: first.iter().map(|&c| Event::from_class(c).into_iter().collect()).collect(),
+            session: Some(session),
+            net,
+            qpm: options.qpm,
+            group: options.beam_size.max(1) * options.branch_factor.max(1),
+            target_steps,
+            logits: Vec::new(),
+        }
+    }
+
+    fn stream_done(&self, stream: &[Event]) -> bool {
+        encoding::num_steps(stream) >= self.target_steps
+    }
+
+    /// Follows the session's choice: reorder like the beams, then append
+    /// each unfinished row's new input (the event just chosen for it).
+    fn track(&mut self, reorder: Option<&[usize]>, inputs: &[usize]) {
+        if let Some(rows) = reorder {
+            self.streams = rows.iter().map(|&i| self.streams[i].clone()).collect();
+        }
+        for (r, &class) in inputs.iter().enumerate() {
+            if !self.stream_done(&self.streams[r])
+                && let Some(e) = Event::from_class(class)
+            {
+                self.streams[r].push(e);
+            }
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl Generation {
+    /// Runs up to `model_steps` steps of the network; true when finished.
+    pub fn advance(&mut self, model_steps: usize) -> Result<bool, JsError> {
+        let mut session = self.session.take().ok_or_else(|| JsError::new("this generation has finished"))?;
+        for _ in 0..model_steps {
+            let Some(inputs) = session.inputs() else { break };
+            self.net.step_into(inputs, &mut self.logits);
+            let reorder = session.feed(&self.logits);
+            if let Some(rows) = &reorder {
+                self.net.select_rows(rows);
+            }
+            let inputs = session.inputs().map(|i| i.to_vec()).unwrap_or_default();
+            self.track(reorder.as_deref(), &inputs);
+        }
+        let done = session.inputs().is_none();
+        self.session = Some(session);
+        Ok(done)
+    }
+
+    /// `{done, fraction, model_steps}`.
+    pub fn progress(&self) -> Result<JsValue, JsError> {
+        let done = self.session.as_ref().is_none_or(|s| s.inputs().is_none());
+        let outputs = self.streams.len() / self.group.max(1);
+        let reached: usize = (0..outputs).map(|g| encoding::num_steps(&self.streams[g * self.group]).min(self.target_steps)).sum();
+        let fraction = if done { 1.0 } else { reached as f64 / (outputs * self.target_steps).max(1) as f64 };
+        let model_steps = self.session.as_ref().map_or(0, |s| s.model_steps());
+        to_js(&Progress { done, fraction, model_steps })
+    }
+
+    /// The notes output `index` has so far (its first beam), for drawing
+    /// while generating.
+    #[wasm_bindgen(js_name = partialNotes)]
+    pub fn partial_notes(&self, index: usize) -> Result<JsValue, JsError> {
+        let stream = self.streams.get(index * self.group).ok_or_else(|| JsError::new(&format!("no output {index}")))?;
+        let seq = encoding::decode(stream, STEPS_PER_QUARTER, self.qpm);
+        to_js(&decoded_steps(&seq)?)
+    }
+
+    /// The outputs, once [`Generation::advance`] has said it is done: notes,
+    /// steps, log-likelihood and the MIDI file (as the CLI writes it).
+    pub fn finish(&mut self) -> Result<JsValue, JsError> {
+        if self.session.as_ref().is_some_and(|s| s.inputs().is_some()) {
+            return Err(JsError::new("the generation has not finished"));
+        }
+        let session = self.session.take().ok_or_else(|| JsError::new("this generation has finished"))?;
+        let outputs = session
+            .finish()
+            .into_iter()
+            .map(|o| {
+                let mut seq = o.sequence;
+                let notes = decoded_steps(&seq)?;
+                crate::midi::separate_unisons(&mut seq);
+                Ok(OutputJs {
+                    notes,
+                    steps: encoding::num_steps(&o.events),
+                    log_likelihood: o.log_likelihood,
+                    midi: crate::midi::write_midi(&seq),
+                })
+            })
+            .collect::<Result<Vec<_>, JsError>>()?;
+        to_js(&outputs)
+    }
+}
+
+/// Step-grid notes of a decoded (seconds-based) sequence, quantized as the
+/// pipeline does (exact here: decoded times lie on the grid).
+fn decoded_steps(seq: &NoteSequence) -> Result<Vec<StepNote>, JsError> {
+    let quantized = crate::pipeline::quantize(seq, STEPS_PER_QUARTER).map_err(|e| JsError::new(&e.to_string()))?;
+    Ok(steps_from_sequence(&quantized))
 }
 
 /// Writes step-grid notes as a Standard MIDI File at `qpm`, exactly as the
@@ -98,12 +289,13 @@ pub fn notes_to_midi(notes: JsValue, qpm: f64) -> Result<Vec<u8>, JsError> {
     Ok(crate::midi::write_midi(&seq))
 }
 
-/// Reads a MIDI file as a primer: quantized to sixteenths as the training
-/// pipeline does, returned as step-grid notes.
-#[wasm_bindgen(js_name = primerFromMidi)]
-pub fn primer_from_midi(file_name: &str, bytes: &[u8]) -> Result<JsValue, JsError> {
+/// Reads a music file (MIDI, MusicXML or compressed MusicXML, by its name's
+/// extension) as a primer: quantized to sixteenths as the training pipeline
+/// does, returned as step-grid notes.
+#[wasm_bindgen(js_name = primerFromFile)]
+pub fn primer_from_file(file_name: &str, bytes: &[u8]) -> Result<JsValue, JsError> {
     let fail = |e: &dyn std::fmt::Display| JsError::new(&format!("{file_name}: {e}"));
-    let seq = crate::midi::read_midi(bytes).map_err(|e| fail(&e))?;
+    let seq = crate::music_file::read_music_bytes(file_name, bytes).map_err(|e| fail(&e))?;
     let quantized = crate::pipeline::quantize(&seq, STEPS_PER_QUARTER).map_err(|e| fail(&e))?;
     to_js(&steps_from_sequence(&quantized))
 }
@@ -143,10 +335,10 @@ pub(crate) fn steps_from_sequence(seq: &NoteSequence) -> Vec<StepNote> {
 }
 
 /// Plain JS objects (maps as objects, not `Map`s), so the page can read
-/// fields directly and `JSON.stringify` them.
+/// fields directly; bytes become a `Uint8Array`.
 fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsError> {
     value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .serialize(&serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true))
         .map_err(|e| JsError::new(&format!("could not pass a value to JavaScript: {e}")))
 }
 

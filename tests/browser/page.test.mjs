@@ -4,9 +4,14 @@
 //
 // Uses Debian's Chromium (/usr/bin/chromium, override with CHROMIUM=...)
 // through playwright-core, which never downloads a browser. Serves the
-// repository root itself on a free localhost port. Writes a screenshot to
-// tests/browser/out/page.png. The last line of output is `N passed, M failed`;
-// the exit status is non-zero when anything failed.
+// repository root itself on a free localhost port, so the page loads the
+// bundled model (assets/bach-chorales.bundle). WebMIDI is replaced before
+// load by a fake with one recording output and one input the tests play.
+// The tests run in order on one page, each building on the last (primer →
+// reload → generate → download → play → drops). Writes screenshots to
+// tests/browser/out/*.png and prints the navigation-to-ready time. The last
+// line of output is `N passed, M failed`; the exit status is non-zero when
+// anything failed.
 
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -74,6 +79,24 @@ async function setUp() {
     args: CHROMIUM_ARGS,
     viewport: { width: 1024, height: 640 },
   });
+  // A fake WebMIDI: one output that records what it is sent.
+  await context.addInitScript(() => {
+    window.__midiSent = [];
+    const output = {
+      id: 'fake-out',
+      name: 'Fake MIDI Out',
+      type: 'output',
+      state: 'connected',
+      send(data, timestamp) {
+        window.__midiSent.push({ data: [...data], timestamp });
+      },
+    };
+    // And one input the test plays through (window.__midiInput.onmidimessage).
+    const input = { id: 'fake-in', name: 'Fake MIDI In', type: 'input', state: 'connected', onmidimessage: null };
+    window.__midiInput = input;
+    const access = { inputs: new Map([[input.id, input]]), outputs: new Map([[output.id, output]]), addEventListener() {} };
+    navigator.requestMIDIAccess = async () => access;
+  });
   page = context.pages()[0] ?? (await context.newPage());
   page.on('console', (msg) => {
     const line = `[browser ${msg.type()}] ${msg.text()}`;
@@ -96,20 +119,121 @@ async function tearDown() {
   if (userDataDir) await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
 }
 
-// --- the tests --------------------------------------------------------------
+// --- helpers ----------------------------------------------------------------
 
-test('the page loads the wasm module and shows its version', async () => {
-  await page.goto(`${server.url}/www/`);
-  assert.equal(await page.title(), 'Polyphony — Bach chorale composer');
-  await page.waitForFunction(() => window.polyphonyReady === true || window.polyphonyError !== undefined, null, {
+const BUNDLE_URL = '/assets/bach-chorales.bundle';
+const shot = async (name) => {
+  await mkdir(OUT, { recursive: true });
+  await page.screenshot({ path: path.join(OUT, name), fullPage: true });
+};
+const waitReady = () =>
+  page.waitForFunction(() => window.polyphonyReady === true || window.polyphonyError !== undefined, null, {
     timeout: LOAD_TIMEOUT_MS,
   });
-  await mkdir(OUT, { recursive: true });
-  await page.screenshot({ path: path.join(OUT, 'page.png'), fullPage: true });
+const primerNotes = () => page.evaluate(() => window.polyphonyApp.primerNotes());
+const sortNotes = (notes) => [...notes].sort((a, b) => a.start - b.start || a.pitch - b.pitch);
+
+/**
+ * Drops a file on the page, as a person dragging it from the desktop: either
+ * `bytes`, or the file at `url` on the test server with its last `damage`
+ * bytes flipped (big bundles need not cross the test protocol).
+ */
+async function dropFile(name, { bytes = null, url = null, damage = 0 }) {
+  await page.evaluate(
+    async ({ name, data, url, damage }) => {
+      const content = url ? new Uint8Array(await (await fetch(url)).arrayBuffer()) : new Uint8Array(data);
+      for (let i = Math.max(0, content.length - damage); i < content.length; i++) content[i] ^= 0x5a;
+      const dt = new DataTransfer();
+      dt.items.add(new File([content], name));
+      document.body.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    },
+    { name, data: bytes ? [...bytes] : null, url, damage },
+  );
+}
+
+/**
+ * Parses a Standard MIDI File far enough to check it: the header, then every
+ * track chunk's events (running status included). Returns {format, ntracks,
+ * division, tracks: [{notes: [{pitch, on, off}], endTick}]}.
+ */
+function parseMidi(buf) {
+  assert.equal(buf.subarray(0, 4).toString('latin1'), 'MThd', 'MThd header');
+  assert.equal(buf.readUInt32BE(4), 6, 'header length');
+  const format = buf.readUInt16BE(8);
+  const ntracks = buf.readUInt16BE(10);
+  const division = buf.readUInt16BE(12);
+  let at = 14;
+  const tracks = [];
+  while (at < buf.length) {
+    assert.equal(buf.subarray(at, at + 4).toString('latin1'), 'MTrk', `track chunk at byte ${at}`);
+    const len = buf.readUInt32BE(at + 4);
+    const end = at + 8 + len;
+    assert.ok(end <= buf.length, 'track chunk inside the file');
+    let p = at + 8;
+    let tick = 0;
+    let status = 0;
+    let ended = false;
+    const open = new Map();
+    const notes = [];
+    const varLen = () => {
+      let v = 0;
+      for (;;) {
+        const b = buf[p++];
+        v = (v << 7) | (b & 0x7f);
+        if (!(b & 0x80)) return v;
+      }
+    };
+    while (p < end) {
+      tick += varLen();
+      if (buf[p] & 0x80) status = buf[p++];
+      if (status === 0xff) {
+        const type = buf[p++];
+        const n = varLen();
+        p += n;
+        if (type === 0x2f) ended = true;
+      } else if (status === 0xf0 || status === 0xf7) {
+        p += varLen();
+      } else {
+        const kind = status & 0xf0;
+        const d1 = buf[p++];
+        const d2 = kind === 0xc0 || kind === 0xd0 ? 0 : buf[p++];
+        const key = `${status & 0x0f}:${d1}`;
+        if (kind === 0x90 && d2 > 0) open.set(key, [...(open.get(key) ?? []), tick]);
+        else if (kind === 0x80 || (kind === 0x90 && d2 === 0)) {
+          const on = open.get(key)?.shift();
+          assert.notEqual(on, undefined, `note-off without note-on (pitch ${d1})`);
+          notes.push({ pitch: d1, on, off: tick });
+        }
+      }
+    }
+    assert.equal(p, end, 'track events fill the chunk exactly');
+    assert.ok(ended, 'track ends with End of Track');
+    tracks.push({ notes, endTick: tick });
+    at = end;
+  }
+  assert.equal(tracks.length, ntracks, 'track count matches the header');
+  return { format, ntracks, division, tracks };
+}
+
+// --- the tests --------------------------------------------------------------
+
+let downloadedMidi = null;
+
+test('the page loads the bundled model and shows its card and backend', async () => {
+  await page.goto(`${server.url}/www/`);
+  assert.equal(await page.title(), 'Polyphony — Bach chorale composer');
+  await waitReady();
+  await shot('page.png');
   const error = await page.evaluate(() => window.polyphonyError);
   assert.equal(error, undefined, `the page reported an error: ${error}`);
   const status = await page.textContent('#status');
-  assert.match(status, /^Polyphony v\d+\.\d+\.\d+\S* — wasm module loaded$/);
+  assert.match(status, /bach-chorales/);
+  assert.match(status, /CPU \(wasm\)/);
+  assert.equal(await page.isVisible('#model-card'), true);
+  assert.equal(await page.textContent('#model-name'), 'bach-chorales');
+  assert.match(await page.textContent('#model-facts'), /Hyper-parameters/);
+  const readyMs = await page.evaluate(() => window.polyphonyReadyMs);
+  console.log(`  navigation to ready: ${readyMs} ms`);
 });
 
 test('loading the page logs no console errors and throws no page errors', async () => {
@@ -134,6 +258,228 @@ test("eventsText('x.mid', <garbage>) throws a JS Error naming the file", async (
   assert.match(result.message, /x\.mid/, `message should name the file; got ${result.name}: ${result.message}`);
   await page.waitForTimeout(200); // console events arrive asynchronously
   assert.equal(consoleErrors.length + pageErrors.length, errorsBefore, 'the failing call logged errors (a panic?)');
+});
+
+test('bad generation options throw a readable JS Error, not a trap', async () => {
+  const result = await page.evaluate(async () => {
+    const wasm = await import('/pkg/polyphony.js');
+    const bytes = new Uint8Array(await (await fetch('/assets/bach-chorales.bundle')).arrayBuffer());
+    const model = wasm.Model.fromBytes(bytes);
+    try {
+      model.generate({ num_outputs: 1, num_steps: 4, temperature: -1 }, [], 0);
+      return { threw: false };
+    } catch (e) {
+      return { threw: true, isError: e instanceof Error, message: String(e?.message ?? e) };
+    } finally {
+      model.free();
+    }
+  });
+  assert.equal(result.threw, true);
+  assert.equal(result.isError, true);
+  assert.match(result.message, /temperature/);
+});
+
+test('a primer typed with the computer keyboard appears in the roll', async () => {
+  await page.click('#clear');
+  await page.focus('#primer-roll');
+  // C, E, rest, G, octave up, C: quarter notes (the default typed length).
+  for (const key of ['a', 'd', ' ', 'g', 'x', 'a']) await page.keyboard.press(key === ' ' ? 'Space' : key);
+  assert.deepEqual(sortNotes(await primerNotes()), [
+    { pitch: 60, start: 0, end: 4 },
+    { pitch: 64, start: 4, end: 8 },
+    { pitch: 67, start: 12, end: 16 },
+    { pitch: 72, start: 16, end: 20 },
+  ]);
+  assert.equal(await page.getAttribute('#primer-roll', 'data-notes'), '4');
+  await page.keyboard.press('z');
+});
+
+test('clicks add, drag lengthens and a click deletes notes in the roll; undo restores', async () => {
+  await page.locator('#primer-roll').scrollIntoViewIfNeeded();
+  const point = (pitch, step) => page.evaluate(([p, s]) => window.polyphonyApp.rollPoint(p, s), [pitch, step]);
+  let p = await point(71, 24);
+  await page.mouse.click(p.x, p.y);
+  p = await point(74, 28);
+  const q = await point(74, 31);
+  await page.mouse.move(p.x, p.y);
+  await page.mouse.down();
+  await page.mouse.move(q.x, q.y, { steps: 4 });
+  await page.mouse.up();
+  p = await point(64, 5); // on the typed E
+  await page.mouse.click(p.x, p.y);
+  assert.deepEqual(sortNotes(await primerNotes()), [
+    { pitch: 60, start: 0, end: 4 },
+    { pitch: 67, start: 12, end: 16 },
+    { pitch: 72, start: 16, end: 20 },
+    { pitch: 71, start: 24, end: 25 },
+    { pitch: 74, start: 28, end: 32 },
+  ]);
+  await page.click('#undo');
+  assert.equal((await primerNotes()).length, 6, 'undo brings the deleted note back');
+  await shot('primer.png');
+});
+
+test('a MIDI keyboard (WebMIDI input) types into the primer at the cursor', async () => {
+  const before = await primerNotes();
+  const cursor = await page.evaluate(() => window.polyphonyApp.primerCursor());
+  await page.evaluate(() => {
+    const send = (data) => window.__midiInput.onmidimessage({ data: new Uint8Array(data) });
+    send([0x90, 62, 90]); // note-on
+    send([0x80, 62, 0]); // note-off: ignored
+    send([0x90, 65, 0]); // note-on with velocity 0 is a note-off: ignored
+  });
+  const after = await primerNotes();
+  assert.equal(after.length, before.length + 1);
+  assert.ok(after.some((n) => n.pitch === 62 && n.start === cursor), JSON.stringify(after));
+  assert.match(await page.textContent('#midi-in'), /1 input/);
+  await page.click('#undo');
+});
+
+test('the primer and options survive a reload', async () => {
+  await page.fill('#options input[name=num_outputs]', '3');
+  await page.fill('#options input[name=num_steps]', '48');
+  await page.fill('#options input[name=seed]', '7');
+  await page.click('[data-preset=chord]');
+  const before = await primerNotes();
+  await page.reload();
+  await waitReady();
+  assert.deepEqual(await primerNotes(), before);
+  assert.equal(await page.inputValue('#options input[name=num_outputs]'), '3');
+  assert.equal(await page.inputValue('#options input[name=num_steps]'), '48');
+  assert.equal(await page.inputValue('#options input[name=seed]'), '7');
+});
+
+test('a request the generator refuses shows its message on the page', async () => {
+  await page.fill('#options input[name=num_steps]', '2'); // shorter than the 4-step chord primer
+  await page.click('#generate');
+  await page.waitForSelector('#gen-error:not([hidden])');
+  assert.match(await page.textContent('#gen-error'), /num_steps \(2\) must be longer than the primer \(4 steps\)/);
+  assert.equal(await page.isEnabled('#generate'), true);
+  await page.fill('#options input[name=num_steps]', '48');
+});
+
+test('Generate produces the requested number of outputs of the requested length', async () => {
+  assert.deepEqual(sortNotes(await primerNotes()), [60, 64, 67].map((pitch) => ({ pitch, start: 0, end: 4 })));
+  await page.click('#generate');
+  await page.waitForSelector('#gen-error', { state: 'hidden' });
+  await page.waitForFunction(() => document.querySelector('#gen-status')?.dataset.seconds !== undefined, null, {
+    timeout: LOAD_TIMEOUT_MS,
+  });
+  const results = await page.evaluate(() => window.polyphonyApp.results());
+  assert.equal(results.length, 3);
+  for (const r of results) assert.equal(r.steps, 48);
+  assert.match(await page.textContent('#gen-status'), /^3 outputs in \d+\.\d\d s on CPU \(wasm\)$/);
+  console.log(`  ${await page.textContent('#gen-status')}`);
+  await shot('results.png');
+});
+
+test('Download yields a MIDI file that parses and has the right length', async () => {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#results li:first-child a.download')]);
+  assert.match(download.suggestedFilename(), /^bach-chorales-seed7-01\.mid$/);
+  const file = await download.path();
+  const { readFile } = await import('node:fs/promises');
+  const buf = await readFile(file);
+  downloadedMidi = buf;
+  const midi = parseMidi(buf);
+  assert.equal(midi.format, 1);
+  assert.equal(midi.division, 220);
+  const notes = midi.tracks.flatMap((t) => t.notes);
+  const expected = await page.evaluate(() => window.polyphonyApp.results()[0].notes);
+  assert.equal(notes.length, expected, 'every note of the output is in the file');
+  const ticksPerStep = 220 / 4;
+  const lastOff = Math.max(...notes.map((n) => n.off));
+  assert.ok(lastOff <= 48 * ticksPerStep, `last note ends at tick ${lastOff}, past 48 steps`);
+  assert.ok(lastOff > 4 * ticksPerStep, `last note ends at tick ${lastOff}, within the primer`);
+  // The primer chord opens the piece (the model may add to its step).
+  const opening = notes.filter((n) => n.on === 0).map((n) => n.pitch);
+  for (const pitch of [60, 64, 67]) assert.ok(opening.includes(pitch), `${pitch} at tick 0: ${opening}`);
+});
+
+test('Play drives the chosen MIDI output; Stop sends all-notes-off on every channel', async () => {
+  await page.selectOption('#midi-out', 'fake-out');
+  await page.evaluate(() => (window.__midiSent.length = 0));
+  await page.click('#results li:first-child button.play');
+  await page.waitForFunction(() => window.__midiSent.some((m) => (m.data[0] & 0xf0) === 0x90 && m.data[2] > 0), null, {
+    timeout: 5000,
+  });
+  assert.equal(await page.textContent('#results li:first-child button.play'), 'Stop');
+  const before = await page.evaluate(() => window.__midiSent.length);
+  await page.click('#stop-all');
+  const sent = await page.evaluate(() => window.__midiSent.map((m) => m.data));
+  const after = sent.slice(before);
+  for (let ch = 0; ch < 16; ch++) {
+    assert.ok(after.some((d) => d[0] === (0xb0 | ch) && d[1] === 123 && d[2] === 0), `all-notes-off on channel ${ch + 1}`);
+  }
+  assert.equal(await page.textContent('#results li:first-child button.play'), 'Play');
+});
+
+test('the built-in synth plays and stops without errors', async () => {
+  await page.selectOption('#midi-out', '');
+  await page.evaluate(() => (window.__midiSent.length = 0));
+  const errorsBefore = consoleErrors.length + pageErrors.length;
+  await page.click('#results li:nth-child(2) button.play');
+  await page.waitForTimeout(300);
+  assert.equal(await page.textContent('#results li:nth-child(2) button.play'), 'Stop');
+  assert.equal(await page.evaluate(() => window.__midiSent.filter((m) => (m.data[0] & 0xf0) === 0x90).length), 0,
+    'nothing goes to the MIDI output when the synth is chosen');
+  await page.click('#results li:nth-child(2) button.play');
+  assert.equal(await page.textContent('#results li:nth-child(2) button.play'), 'Play');
+  assert.equal(consoleErrors.length + pageErrors.length, errorsBefore);
+});
+
+test('Cancel stops a long generation, drawing notes as they arrived', async () => {
+  await page.fill('#options input[name=num_outputs]', '10');
+  await page.fill('#options input[name=num_steps]', '512');
+  await page.click('#generate');
+  try {
+    await page.waitForFunction(() => document.querySelector('#gen-progress').value > 0, null, { timeout: 20_000 });
+    assert.equal(await page.locator('#results canvas').count(), 10);
+    // Notes beyond the 3-note primer are drawn while generating.
+    await page.waitForFunction(
+      () => [...document.querySelectorAll('#results canvas')].some((c) => Number(c.dataset.notes) > 3),
+      null,
+      { timeout: 20_000 },
+    );
+    await shot('generating.png');
+  } finally {
+    // Cancelled whatever happened, so that the tests after this one start idle.
+    await page.click('#cancel');
+  }
+  await page.waitForFunction(() => document.querySelector('#gen-status').textContent === 'Cancelled.');
+  assert.equal(await page.isEnabled('#generate'), true);
+  assert.equal(await page.isHidden('#cancel'), true);
+  assert.equal(await page.locator('#results li').count(), 0);
+  await page.fill('#options input[name=num_outputs]', '3');
+  await page.fill('#options input[name=num_steps]', '48');
+});
+
+test('a damaged bundle dropped on the page shows an error and keeps the old model', async () => {
+  await dropFile('damaged.bundle', { url: BUNDLE_URL, damage: 64 });
+  await page.waitForSelector('#model-error:not([hidden])');
+  const message = await page.textContent('#model-error');
+  assert.match(message, /damaged\.bundle/);
+  assert.match(message, /stays loaded/);
+  assert.equal(await page.evaluate(() => window.polyphonyApp.modelName()), 'bach-chorales');
+  assert.equal(await page.isEnabled('#generate'), true);
+  await shot('damaged-bundle.png');
+  // A good bundle (the same one, renamed) is taken and clears the message.
+  await dropFile('renamed.bundle', { url: BUNDLE_URL });
+  await page.waitForSelector('#model-error', { state: 'hidden' });
+  assert.equal(await page.evaluate(() => window.polyphonyApp.modelName()), 'renamed');
+});
+
+test('a dropped .mid file becomes the primer', async () => {
+  assert.ok(downloadedMidi, 'needs the download test');
+  await dropFile('generated.mid', { bytes: downloadedMidi });
+  await page.waitForFunction(() => window.polyphonyApp.primerNotes().length > 3);
+  const notes = await primerNotes();
+  const opening = notes.filter((n) => n.start === 0).map((n) => n.pitch);
+  for (const pitch of [60, 64, 67]) assert.ok(opening.includes(pitch), `${pitch} at step 0: ${opening}`);
+});
+
+test('the whole session logged no console errors and threw no page errors', async () => {
+  assert.deepEqual(pageErrors, [], 'page errors');
+  assert.deepEqual(consoleErrors, [], 'console errors / failed requests');
 });
 
 // --- main ---------------------------------------------------------------------

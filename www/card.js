@@ -1,0 +1,46 @@
+// The model card: what the loaded bundle says about itself (name,
+// description, training data, hyper-parameters, metrics), from its metadata.
+
+/** A short name for the model: the file's, without its extension. */
+export function modelName(fileName) {
+  return fileName.replace(/^.*\//, '').replace(/\.(bundle|safetensors)$/i, '');
+}
+
+export function renderCard(card, fileName, { title, facts }) {
+  title.textContent = modelName(fileName);
+  const p = card.provenance;
+  const h = card.hparams ?? {};
+  const rows = [
+    ['Description', card.description || '—'],
+    ['Backend', card.backend],
+    ['Network', `LSTM ${(h.rnn_layer_sizes ?? []).join(' × ')}, ${card.parameters.toLocaleString('en')} parameters`],
+    ['Hyper-parameters', Object.entries(h).map(([k, v]) => `${k}=${Array.isArray(v) ? `[${v}]` : v}`).join(', ')],
+    ['Training data', p ? `${p.dataset.replace(/^.*[\\/]/, '')}${p.dataset_description ? ` — ${p.dataset_description}` : ''}` : 'not recorded'],
+  ];
+  if (p) {
+    rows.push(['Training', `${p.training_steps.toLocaleString('en')} steps, ${formatDuration(p.wall_time_seconds)}`]);
+    const metrics = Object.entries(p.eval_metrics ?? {}).map(([k, v]) => `${k} ${formatNumber(v)}`);
+    rows.push(['Evaluation', metrics.join(', ') || '—']);
+  }
+  rows.push(['Made', `${card.created || '?'} by ${card.generator} ${card.library_version}, encoding ${card.encoding}`]);
+  facts.replaceChildren(
+    ...rows.flatMap(([k, v]) => {
+      const dt = document.createElement('dt');
+      dt.textContent = k;
+      const dd = document.createElement('dd');
+      dd.textContent = v;
+      return [dt, dd];
+    }),
+  );
+}
+
+function formatNumber(v) {
+  return typeof v === 'number' && Number.isFinite(v) ? Number(v.toPrecision(4)).toString() : String(v);
+}
+
+function formatDuration(s) {
+  if (!Number.isFinite(s)) return '?';
+  if (s < 120) return `${s.toFixed(0)} s`;
+  if (s < 7200) return `${(s / 60).toFixed(0)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
