@@ -291,7 +291,7 @@ mod tests {
         let events = [0usize, 63];
         let inputs = Tensor::<2, Int>::from_data(TensorData::new(events.iter().map(|&e| e as i64).collect::<Vec<_>>(), [1, 2]), &device);
         let (logits, _) = model.forward(inputs, model.zero_state(1), None);
-        let got = logits.into_data().to_vec::<f32>().unwrap();
+        let got = logits.into_data().try_to_vec::<f32>().unwrap();
 
         let s = |x: f64| 1.0 / (1.0 + (-x).exp());
         let (mut h, mut c) = (vec![0.0f64; hidden], vec![0.0f64; hidden]);
@@ -328,8 +328,8 @@ mod tests {
         let s = |x: f64| 1.0 / (1.0 + (-x).exp());
         let c_expected = 0.3 * s(0.25 + 1.0) + s(0.5) * (-1.0f64).tanh();
         let h_expected = c_expected.tanh() * s(2.0);
-        let c_got = c2.into_data().to_vec::<f32>().unwrap()[0] as f64;
-        let h_got = h.into_data().to_vec::<f32>().unwrap()[0] as f64;
+        let c_got = c2.into_data().try_to_vec::<f32>().unwrap()[0] as f64;
+        let h_got = h.into_data().try_to_vec::<f32>().unwrap()[0] as f64;
         assert!((c_got - c_expected).abs() < 1e-6, "{c_got} vs {c_expected}");
         assert!((h_got - h_expected).abs() < 1e-6, "{h_got} vs {h_expected}");
     }

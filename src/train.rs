@@ -423,6 +423,17 @@ pub fn load_checkpoint(run_dir: &Path, device: &Device) -> Result<Option<Checkpo
     load_checkpoint_file(&checkpoint_path(run_dir), device)
 }
 
+/// The run's best checkpoint (by eval loss) when it has one, else its
+/// latest, and the file it came from.
+pub fn load_best_or_latest(run_dir: &Path, device: &Device) -> Result<(Checkpoint, PathBuf), String> {
+    let best = best_checkpoint_path(run_dir);
+    let path = if best.is_file() { best } else { checkpoint_path(run_dir) };
+    match load_checkpoint_file(&path, device)? {
+        Some(c) => Ok((c, path)),
+        None => Err(format!("{}: no checkpoint (train first)", run_dir.display())),
+    }
+}
+
 /// Reads a checkpoint file onto `device`; `Ok(None)` when it does not exist.
 pub fn load_checkpoint_file(path: &Path, device: &Device) -> Result<Option<Checkpoint>, String> {
     let bytes = match std::fs::read(&path) {

@@ -120,3 +120,23 @@ fn decode_reports_a_bad_line() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("bad.txt") && stderr.contains("line 3"), "{stderr}");
 }
+
+#[test]
+fn generate_uses_the_built_in_model_by_default() {
+    let dir = temp_dir("default-model");
+    let out = polyphony(&[
+        "generate", "--output_dir", &dir.to_string_lossy(), "--num_outputs", "2", "--num_steps", "16",
+        "--primer_pitches", "[67,64,60]", "--seed", "3",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 2);
+    for file in files {
+        let seq = polyphony::midi::read_midi(&std::fs::read(&file).unwrap()).unwrap();
+        // The primer chord opens every output.
+        let at_zero: Vec<i32> = seq.notes.iter().filter(|n| n.start_time == 0.0).map(|n| n.pitch).collect();
+        for pitch in [60, 64, 67] {
+            assert!(at_zero.contains(&pitch), "{}: {at_zero:?}", file.display());
+        }
+    }
+}

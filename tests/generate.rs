@@ -560,7 +560,7 @@ fn every_bad_input_gets_one_error_line_and_exit_code_1() {
         assert!(midi_files(&out_dir).is_empty(), "{extra:?} wrote files");
     }
     for (args, needle) in [
-        (vec!["generate", "--output_dir", out_dir.to_str().unwrap()], "--bundle_file or --run_dir"),
+        (vec!["generate", "--save_generator_bundle", "--output_dir", out_dir.to_str().unwrap()], "--run_dir"),
         (vec!["generate", "--bundle_file", &bundle_file], "--output_dir"),
         (vec!["generate", "--bundle_file", not_midi.to_str().unwrap(), "--output_dir", out_dir.to_str().unwrap()], "notes.mid"),
     ] {

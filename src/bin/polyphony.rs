@@ -522,12 +522,8 @@ fn bench(what: BenchCommand) -> bool {
 /// The bundle of a run's best checkpoint (by eval loss) when it has one,
 /// else its latest, with its provenance.
 fn write_bundle(run_dir: &Path, output: &Path, description: &str, half: bool) -> bool {
-    let device = polyphony::train::DeviceChoice::Cpu.device();
-    let best = train::best_checkpoint_path(run_dir);
-    let path = if best.is_file() { best } else { train::checkpoint_path(run_dir) };
-    let checkpoint = match train::load_checkpoint_file(&path, &device) {
-        Ok(Some(c)) => c,
-        Ok(None) => return fail(format!("{}: no checkpoint (train first)", run_dir.display())),
+    let (checkpoint, path) = match train::load_best_or_latest(run_dir, &polyphony::train::DeviceChoice::Cpu.device()) {
+        Ok(found) => found,
         Err(e) => return fail(e),
     };
     println!("from {}", path.display());
@@ -567,7 +563,8 @@ fn boolean_flags(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi
 /// The original's flag names; kebab-case ones work too.
 #[derive(clap::Args)]
 struct GenerateArgs {
-    /// The model: a bundle file (or, with --save_generator_bundle, where to write one).
+    /// The model: a bundle file (or, with --save_generator_bundle, where to
+    /// write one). Without it or --run_dir: the built-in pretrained model.
     #[arg(long = "bundle_file", alias = "bundle-file")]
     bundle_file: Option<PathBuf>,
     /// The model: a training run's latest (best) checkpoint.
@@ -626,7 +623,12 @@ struct GenerateArgs {
     device: DeviceArg,
 }
 
-/// The model of --bundle_file or --run_dir, checked against --hparams.
+/// The pretrained model (`assets/bach-chorales.bundle`), built into the
+/// binary so that `generate` works from anywhere without flags.
+const DEFAULT_BUNDLE: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/bach-chorales.bundle"));
+
+/// The model of --bundle_file or --run_dir (by default the built-in one),
+/// checked against --hparams.
 fn generator_bundle(args: &GenerateArgs) -> Result<bundle::Bundle, String> {
     let model = match (&args.bundle_file, &args.run_dir) {
         (Some(file), None) => bundle::load(file).map_err(|e| format!("{}: {e}", file.display()))?,
@@ -634,16 +636,10 @@ fn generator_bundle(args: &GenerateArgs) -> Result<bundle::Bundle, String> {
             if args.bundle_file.is_some() && !args.save_generator_bundle {
                 return Err("give --bundle_file or --run_dir, not both".into());
             }
-            let device = polyphony::train::DeviceChoice::Cpu.device();
-            let best = train::best_checkpoint_path(run_dir);
-            let path = if best.is_file() { best } else { train::checkpoint_path(run_dir) };
-            let checkpoint = match train::load_checkpoint_file(&path, &device)? {
-                Some(c) => c,
-                None => return Err(format!("{}: no checkpoint (train first)", run_dir.display())),
-            };
+            let (checkpoint, _) = train::load_best_or_latest(run_dir, &polyphony::train::DeviceChoice::Cpu.device())?;
             train::bundle_of(&checkpoint, &args.bundle_description, &polyphony::timestamp::iso8601())
         }
-        (None, None) => return Err("give the model: --bundle_file or --run_dir".into()),
+        (None, None) => bundle::from_bytes(DEFAULT_BUNDLE).map_err(|e| format!("the built-in model: {e}"))?,
     };
     if let Some(text) = &args.hparams {
         let wanted = HParams::default().with_overrides(text)?;
