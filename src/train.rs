@@ -561,11 +561,10 @@ pub fn train(
     let lengths: Vec<usize> = examples.iter().map(Vec::len).collect();
     let batches_per_epoch = lengths.len().div_ceil(options.hparams.batch_size) as u64;
     let mut epoch_cache: Option<(u64, Vec<Vec<usize>>)> = None;
-    let mut window_counts = Counts::default();
+    let mut since_log = Counts::default();
     let started = Instant::now();
     let elapsed_before = state.elapsed_secs;
     let mut last_checkpoint = Instant::now();
-    let mut events_since_log = 0.0;
     let mut log_clock = Instant::now();
     let mut interrupted = false;
     let mut stopped_early = false;
@@ -581,31 +580,28 @@ pub fn train(
         let batch = &epoch_cache.as_ref().expect("just set").1[(state.step % batches_per_epoch) as usize];
         let sequences: Vec<&[u16]> = batch.iter().map(|&i| examples[i].as_slice()).collect();
         let mut rng = Rng::derive(state.seed, DROPOUT_STREAM + state.step);
+        let step_clock = Instant::now();
         let (next, counts, norm) = train_step(&model, &mut adam, &sequences, state.bptt_window, &mut rng, &autodiff);
         model = next;
         state.step += 1;
-        events_since_log += counts.events;
-        window_counts.add(&counts);
+        since_log.add(&counts);
         state.elapsed_secs = elapsed_before + started.elapsed().as_secs_f64();
-        let metrics = counts.metrics();
-        progress(&Progress { step: state.step, metrics, events_per_sec: counts.events / log_clock.elapsed().as_secs_f64().max(1e-9) });
+        let events_per_sec = counts.events / step_clock.elapsed().as_secs_f64().max(1e-9);
+        progress(&Progress { step: state.step, metrics: counts.metrics(), events_per_sec });
         if state.step % options.log_every == 0 {
-            let rate = events_since_log / log_clock.elapsed().as_secs_f64().max(1e-9);
             let record = LogRecord {
                 kind: "train".into(),
                 step: state.step,
                 elapsed_secs: state.elapsed_secs,
-                metrics: window_counts.metrics(),
-                events_per_sec: Some(rate),
+                metrics: since_log.metrics(),
+                events_per_sec: Some(since_log.events / log_clock.elapsed().as_secs_f64().max(1e-9)),
                 gradient_norm: Some(norm),
             };
             state.last_train = Some(record.metrics);
-            append_log(&options.run_dir, &record).map_err(|e| e.to_string())?;
-            window_counts = Counts::default();
-            events_since_log = 0.0;
-            crate::plot::write_curves(&options.run_dir, &read_log(&options.run_dir)).map_err(|e| e.to_string())?;
+            log_record(&options.run_dir, &record)?;
+            since_log = Counts::default();
+            log_clock = Instant::now();
         }
-        log_clock = if state.step % options.log_every == 0 { Instant::now() } else { log_clock };
         if let Some(eval) = &options.eval_sequences {
             if state.step % options.eval_every == 0 {
                 let seqs: Vec<&[u16]> = eval.iter().map(Vec::as_slice).collect();
@@ -652,11 +648,16 @@ pub struct Progress {
 /// Default events per truncated-backpropagation window.
 pub const DEFAULT_BPTT_WINDOW: usize = 256;
 
-/// Appends an eval record (from `train --eval`) to the run's log and
-/// refreshes the curves.
+/// Appends an eval record (during training or from `train --eval`) to the
+/// run's log and refreshes the curves.
 pub fn log_eval(run_dir: &Path, step: u64, elapsed_secs: f64, metrics: Metrics) -> Result<(), String> {
     let record = LogRecord { kind: "eval".into(), step, elapsed_secs, metrics, events_per_sec: None, gradient_norm: None };
-    append_log(run_dir, &record).map_err(|e| e.to_string())?;
+    log_record(run_dir, &record)
+}
+
+/// Appends a record to `metrics.jsonl` and redraws `curves.svg`.
+fn log_record(run_dir: &Path, record: &LogRecord) -> Result<(), String> {
+    append_log(run_dir, record).map_err(|e| e.to_string())?;
     crate::plot::write_curves(run_dir, &read_log(run_dir)).map_err(|e| e.to_string())
 }
 
