@@ -132,7 +132,14 @@ impl Batch {
     }
 
     fn real_events(&self) -> f64 {
-        self.mask.iter().map(|&m| m as f64).sum()
+        self.real_events_in(0, self.time)
+    }
+
+    /// Real events in columns `start..start + len`.
+    fn real_events_in(&self, start: usize, len: usize) -> f64 {
+        (0..self.rows)
+            .map(|r| self.mask[r * self.time + start..r * self.time + start + len].iter().map(|&m| m as f64).sum::<f64>())
+            .sum()
     }
 
     /// Columns `start..start + len` as device tensors.
@@ -265,9 +272,7 @@ pub fn train_step(
     while start < batch.time {
         let len = window.min(batch.time - start);
         let (inputs, labels, mask) = batch.window(start, len, autodiff);
-        let events: f64 = (0..batch.rows)
-            .map(|r| batch.mask[r * batch.time + start..r * batch.time + start + len].iter().sum::<f32>() as f64)
-            .sum();
+        let events = batch.real_events_in(start, len);
         let dropout = Dropout { keep_prob: model.hparams.dropout_keep_prob, rng: dropout_rng };
         let (logits, next) = ad_model.forward(inputs, state, Some(dropout));
         let (loss_sum, window_counts) = window_loss(logits, labels, mask);
@@ -305,7 +310,7 @@ pub fn evaluate(model: &Model, sequences: &[&[u16]], batch_size: usize, window: 
         while start < batch.time {
             let len = window.min(batch.time - start);
             let (inputs, labels, mask) = batch.window(start, len, &device);
-            let events: f64 = mask.clone().sum().into_scalar::<f32>() as f64;
+            let events = batch.real_events_in(start, len);
             let (logits, next) = model.forward(inputs, state, None);
             let predictions: Vec<i64> =
                 logits.clone().reshape([batch.rows * len, NUM_CLASSES]).argmax(1).into_data().convert::<i64>().try_to_vec().expect("ints");
