@@ -22,7 +22,9 @@
 use burn::tensor::activation::{sigmoid, tanh};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::bundle::{self, Bundle, BundleError, BundleMetadata, NamedTensor};
+use crate::bundle::{self, Bundle, BundleError};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::bundle::{BundleMetadata, NamedTensor};
 use crate::encoding::NUM_CLASSES;
 use crate::hparams::HParams;
 use crate::rng::Rng;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::bundle::{self, Bundle, BundleMetadata};
-use crate::encoding::{self, Event};
+use crate::encoding;
 use crate::fused::FusedLstm;
 use crate::generate::{GenerateOptions, Primer, Session};
 use crate::note_sequence::{Note, NoteSequence, Tempo, TimeSignature};
@@ -93,7 +93,27 @@ impl Model {
         let session = Session::new(&options).map_err(|e| JsError::new(&e.to_string()))?;
         let mut net = self.net.clone();
         net.reset(session.batch());
-        Ok(Generation::new(session, net, &options))
+        Ok(Generation { session: Some(session), net, logits: Vec::new() })
+    }
+
+    /// Runs `steps` steps of the fused network on a fresh batch of `batch`
+    /// rows with fixed inputs (class `step % 259` in every row), for the
+    /// page's benchmark, which times the call. Returns the steps run. Uses
+    /// the model's own network (generations run on copies, each reset).
+    #[wasm_bindgen(js_name = runSteps)]
+    pub fn run_steps(&mut self, batch: usize, steps: usize) -> Result<usize, JsError> {
+        if batch == 0 {
+            return Err(JsError::new("batch must be at least 1"));
+        }
+        let net = &mut self.net;
+        net.reset(batch);
+        let mut inputs = vec![0; batch];
+        let mut logits = Vec::new();
+        for step in 0..steps {
+            inputs.fill(step % encoding::NUM_CLASSES);
+            net.step_into(&inputs, &mut logits);
+        }
+        Ok(steps)
     }
 
     /// The model card: description, training data, hparams, metrics, ...
@@ -123,19 +143,12 @@ fn primer_of(notes: &[StepNote], steps: usize, qpm: f64) -> Result<Primer, JsErr
 
 /// A generation in progress: the library's [`Session`] and its own copy of
 /// the network, advanced a slice at a time so the page stays responsive.
-///
-/// It also follows each output's event stream (the session's inputs are the
-/// events it just chose), so the page can draw notes as they arrive.
+/// Everything it reports (progress, partial notes) comes from the session's
+/// own accessors; nothing of the generator's logic is repeated here.
 #[wasm_bindgen]
 pub struct Generation {
     session: Option<Session>,
     net: FusedLstm,
-    qpm: f64,
-    /// Rows (beams) per output.
-    group: usize,
-    /// Steps each row's stream must reach (the session's target).
-    target_steps: usize,
-    streams: Vec<Vec<Event>>,
     logits: Vec<f32>,
 }
 
@@ -165,42 +178,8 @@ mod serde_bytes_js {
 }
 
 impl Generation {
-    fn new(session: Session, net: FusedLstm, options: &GenerateOptions) -> Generation {
-        let primer_steps = match &options.primer {
-            Primer::Events(events) => encoding::num_steps(events),
-            _ => 0,
-        };
-        let target_steps =
-            if options.condition_on_primer { options.num_steps } else { options.num_steps.saturating_sub(primer_steps) };
-        let first = session.inputs().map(|i| i.to_vec()).unwrap_or_default();
-        Generation {
-            streams: first.iter().map(|&c| Event::from_class(c).into_iter().collect()).collect(),
-            session: Some(session),
-            net,
-            qpm: options.qpm,
-            group: options.beam_size.max(1) * options.branch_factor.max(1),
-            target_steps,
-            logits: Vec::new(),
-        }
-    }
-
-    fn stream_done(&self, stream: &[Event]) -> bool {
-        encoding::num_steps(stream) >= self.target_steps
-    }
-
-    /// Follows the session's choice: reorder like the beams, then append
-    /// each unfinished row's new input (the event just chosen for it).
-    fn track(&mut self, reorder: Option<&[usize]>, inputs: &[usize]) {
-        if let Some(rows) = reorder {
-            self.streams = rows.iter().map(|&i| self.streams[i].clone()).collect();
-        }
-        for (r, &class) in inputs.iter().enumerate() {
-            if !self.stream_done(&self.streams[r])
-                && let Some(e) = Event::from_class(class)
-            {
-                self.streams[r].push(e);
-            }
-        }
+    fn session(&self) -> Result<&Session, JsError> {
+        self.session.as_ref().ok_or_else(|| JsError::new("this generation has finished"))
     }
 }
 
@@ -208,38 +187,42 @@ impl Generation {
 impl Generation {
     /// Runs up to `model_steps` steps of the network; true when finished.
     pub fn advance(&mut self, model_steps: usize) -> Result<bool, JsError> {
-        let mut session = self.session.take().ok_or_else(|| JsError::new("this generation has finished"))?;
+        let session = self.session.as_mut().ok_or_else(|| JsError::new("this generation has finished"))?;
         for _ in 0..model_steps {
             let Some(inputs) = session.inputs() else { break };
             self.net.step_into(inputs, &mut self.logits);
-            let reorder = session.feed(&self.logits);
-            if let Some(rows) = &reorder {
-                self.net.select_rows(rows);
+            if let Some(rows) = session.feed(&self.logits) {
+                self.net.select_rows(&rows);
             }
-            let inputs = session.inputs().map(|i| i.to_vec()).unwrap_or_default();
-            self.track(reorder.as_deref(), &inputs);
         }
-        let done = session.inputs().is_none();
-        self.session = Some(session);
-        Ok(done)
+        Ok(session.inputs().is_none())
     }
 
     /// `{done, fraction, model_steps}`.
     pub fn progress(&self) -> Result<JsValue, JsError> {
-        let done = self.session.as_ref().is_none_or(|s| s.inputs().is_none());
-        let outputs = self.streams.len() / self.group.max(1);
-        let reached: usize = (0..outputs).map(|g| encoding::num_steps(&self.streams[g * self.group]).min(self.target_steps)).sum();
-        let fraction = if done { 1.0 } else { reached as f64 / (outputs * self.target_steps).max(1) as f64 };
-        let model_steps = self.session.as_ref().map_or(0, |s| s.model_steps());
-        to_js(&Progress { done, fraction, model_steps })
+        let progress = match &self.session {
+            Some(s) => {
+                let done = s.inputs().is_none();
+                Progress { done, fraction: if done { 1.0 } else { s.progress() }, model_steps: s.model_steps() }
+            }
+            None => Progress { done: true, fraction: 1.0, model_steps: 0 },
+        };
+        to_js(&progress)
     }
 
-    /// The notes output `index` has so far (its first beam), for drawing
-    /// while generating.
+    /// The notes output `index` has so far, for drawing while generating:
+    /// the model stream of the first row of its group. With beam search
+    /// that is not necessarily the row [`Session::finish`] will pick (the
+    /// session does not expose row scores), only one of its candidates; the
+    /// finished outputs replace these notes.
     #[wasm_bindgen(js_name = partialNotes)]
     pub fn partial_notes(&self, index: usize) -> Result<JsValue, JsError> {
-        let stream = self.streams.get(index * self.group).ok_or_else(|| JsError::new(&format!("no output {index}")))?;
-        let seq = encoding::decode(stream, STEPS_PER_QUARTER, self.qpm);
+        let session = self.session()?;
+        let row = index * session.rows_per_output();
+        if row >= session.batch() {
+            return Err(JsError::new(&format!("no output {index}")));
+        }
+        let seq = encoding::decode(session.row_events(row), STEPS_PER_QUARTER, session.qpm());
         to_js(&decoded_steps(&seq)?)
     }
 

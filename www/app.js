@@ -9,7 +9,9 @@
 // For tests and tooling: `window.polyphonyReady` becomes true once the model
 // is loaded (`window.polyphonyReadyMs`: milliseconds since navigation); on
 // failure `window.polyphonyError` holds the message. `window.polyphonyApp`
-// exposes the state the tests check.
+// exposes the state the tests check. With `?bench` in the address the page
+// then runs the benchmark (bench.js): `window.benchResult`,
+// `window.benchFirstNoteMs`, or `window.benchError` on failure.
 
 import { PianoRoll, pitchName } from './roll.js';
 import { Primer, PRESETS, PIANO_KEYS } from './primer.js';
@@ -18,6 +20,7 @@ import { requestMidi, bindOutputs, bindInputs } from './midi-io.js';
 import { renderCard, modelName } from './card.js';
 import { loadState, saveState } from './store.js';
 import { generate as generateOutputs } from './generator.js';
+import { runBench, firstNoteMs, benchTable } from './bench.js';
 
 const BUNDLE_URL = new URL('../assets/bach-chorales.bundle', import.meta.url);
 
@@ -452,6 +455,36 @@ async function main() {
   await playback;
   window.polyphonyReadyMs = Math.round(performance.now());
   window.polyphonyReady = true;
+  if (new URLSearchParams(location.search).has('bench')) await bench();
+}
+
+// --- benchmark mode (?bench) -------------------------------------------------------
+
+async function bench() {
+  const section = document.createElement('section');
+  section.id = 'bench-section';
+  const title = document.createElement('h2');
+  title.textContent = 'Benchmark';
+  const status = document.createElement('p');
+  status.className = 'muted';
+  status.textContent = 'Running the benchmark…';
+  section.append(title, status);
+  document.querySelector('main').prepend(section);
+  els.generate.disabled = true;
+  try {
+    const firstNote = firstNoteMs(model.model);
+    const rows = await runBench(model.model);
+    status.remove();
+    section.append(benchTable(rows, firstNote));
+    window.benchFirstNoteMs = firstNote;
+    window.benchResult = rows;
+  } catch (err) {
+    status.textContent = `Benchmark failed: ${errorMessage(err)}`;
+    status.className = 'error';
+    window.benchError = errorMessage(err);
+  } finally {
+    els.generate.disabled = false;
+  }
 }
 
 main().catch((err) => {

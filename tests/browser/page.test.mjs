@@ -9,7 +9,8 @@
 // load by a fake with one recording output and one input the tests play.
 // The tests run in order on one page, each building on the last (primer →
 // reload → generate → download → play → drops). Writes screenshots to
-// tests/browser/out/*.png and prints the navigation-to-ready time. The last
+// tests/browser/out/*.png and prints the navigation-to-ready time (and, from
+// the last page test, the `?bench` numbers). The last
 // line of output is `N passed, M failed`; the exit status is non-zero when
 // anything failed.
 
@@ -475,6 +476,35 @@ test('a dropped .mid file becomes the primer', async () => {
   const notes = await primerNotes();
   const opening = notes.filter((n) => n.start === 0).map((n) => n.pitch);
   for (const pitch of [60, 64, 67]) assert.ok(opening.includes(pitch), `${pitch} at step 0: ${opening}`);
+});
+
+test('?bench times the model at batch 1 and 10 and shows a table', async () => {
+  await page.goto(`${server.url}/www/?bench`);
+  await page.waitForFunction(
+    () => window.benchResult !== undefined || window.benchError !== undefined || window.polyphonyError !== undefined,
+    null,
+    { timeout: LOAD_TIMEOUT_MS },
+  );
+  const { result, firstNote, error } = await page.evaluate(() => ({
+    result: window.benchResult,
+    firstNote: window.benchFirstNoteMs,
+    error: window.benchError ?? window.polyphonyError,
+  }));
+  assert.equal(error, undefined, 'no benchmark error');
+  assert.equal(result.length, 2, `one row per batch size: ${JSON.stringify(result)}`);
+  assert.deepEqual(result.map((r) => r.batch), [1, 10]);
+  for (const r of result) {
+    assert.equal(typeof r.backend, 'string');
+    assert.equal(r.steps, 640);
+    assert.ok(r.total_ms > 0 && r.ms_per_step > 0, `positive times: ${JSON.stringify(r)}`);
+    assert.ok(Math.abs(r.ms_per_step * r.steps - r.total_ms) < 1e-6 * r.total_ms + 1e-9, 'ms_per_step = total / steps');
+  }
+  assert.ok(firstNote > 0, `first note time: ${firstNote}`);
+  assert.ok(await page.locator('#bench-table').isVisible(), 'the table is visible');
+  assert.equal(await page.locator('#bench-table tbody tr').count(), 2);
+  await shot('bench.png');
+  const per = result.map((r) => `batch ${r.batch}: ${r.ms_per_step.toFixed(3)} ms/step`).join('; ');
+  console.log(`  bench: ${result[0].backend} ${per}; first note ${firstNote.toFixed(0)} ms`);
 });
 
 test('the whole session logged no console errors and threw no page errors', async () => {

@@ -1,0 +1,90 @@
+// Benchmark mode (`?bench` in the page's address): times the loaded model's
+// network steps on each available backend at batch 1 and batch 10, and the
+// time from navigation start to the first generated note. Results go to a
+// table on the page and to `window.benchResult` (an array of {backend,
+// batch, steps, total_ms, ms_per_step}) and `window.benchFirstNoteMs`.
+
+/** Model steps timed per (backend, batch). */
+export const BENCH_STEPS = 640;
+/** Batch sizes timed on each backend. */
+export const BENCH_BATCHES = [1, 10];
+/** Steps run before timing (warm-up: JIT tiers, first allocations). */
+const WARMUP_STEPS = 16;
+
+/**
+ * The backends to time. Each entry: `name` (as the table shows it),
+ * `available()` (may be async: false leaves it out) and `run(model, batch,
+ * steps)` (may be async; runs `steps` model steps on a batch of `batch` rows
+ * with fixed inputs). A WebGPU backend becomes one more entry here.
+ */
+export const BACKENDS = [
+  {
+    name: 'CPU (wasm)',
+    available: () => true,
+    run: (model, batch, steps) => model.runSteps(batch, steps),
+  },
+];
+
+const yieldToBrowser = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+/**
+ * Milliseconds from navigation start until a tiny generation (one output,
+ * no primer) has its first note: the generator is advanced one model step
+ * at a time and its partial notes checked after each.
+ */
+export function firstNoteMs(model) {
+  const run = model.generate({ num_outputs: 1, num_steps: 16, seed: 1 }, [], 0);
+  try {
+    let done = false;
+    while (!done) {
+      done = run.advance(1);
+      if (run.partialNotes(0).length > 0) return performance.now();
+    }
+    return run.finish()[0].notes.length > 0 ? performance.now() : null;
+  } finally {
+    run.free();
+  }
+}
+
+/** Times every available backend at every batch size. */
+export async function runBench(model, { steps = BENCH_STEPS, batches = BENCH_BATCHES, backends = BACKENDS } = {}) {
+  const rows = [];
+  for (const backend of backends) {
+    if (!(await backend.available())) continue;
+    for (const batch of batches) {
+      await backend.run(model, batch, WARMUP_STEPS);
+      await yieldToBrowser();
+      const t0 = performance.now();
+      await backend.run(model, batch, steps);
+      const total_ms = performance.now() - t0;
+      rows.push({ backend: backend.name, batch, steps, total_ms, ms_per_step: total_ms / steps });
+      await yieldToBrowser();
+    }
+  }
+  return rows;
+}
+
+/** The results as a table (the element returned is added by the caller). */
+export function benchTable(rows, firstNote) {
+  const table = document.createElement('table');
+  table.id = 'bench-table';
+  table.className = 'bench';
+  const caption = table.createCaption();
+  caption.textContent =
+    `Benchmark: ${rows[0]?.steps ?? BENCH_STEPS} model steps per row` +
+    (firstNote == null ? '' : ` — first note ${firstNote.toFixed(0)} ms after navigation start`);
+  const head = table.createTHead().insertRow();
+  for (const label of ['Backend', 'Batch', 'Steps', 'Total (ms)', 'ms / step']) {
+    const th = document.createElement('th');
+    th.textContent = label;
+    head.append(th);
+  }
+  const body = table.createTBody();
+  for (const r of rows) {
+    const tr = body.insertRow();
+    for (const v of [r.backend, r.batch, r.steps, r.total_ms.toFixed(1), r.ms_per_step.toFixed(3)]) {
+      tr.insertCell().textContent = String(v);
+    }
+  }
+  return table;
+}
