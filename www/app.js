@@ -329,29 +329,21 @@ function clearResults() {
   els.results.replaceChildren();
 }
 
+/** A new element with the given properties (className, textContent, ...). */
+function element(tag, props = {}) {
+  return Object.assign(document.createElement(tag), props);
+}
+
 function addResultCard(index, options) {
-  const li = document.createElement('li');
-  li.className = 'result';
-  const head = document.createElement('div');
-  head.className = 'result-head';
-  const title = document.createElement('span');
-  title.className = 'title';
-  title.textContent = `Output ${index + 1}`;
-  const info = document.createElement('span');
-  info.className = 'muted info';
-  const play = document.createElement('button');
-  play.type = 'button';
-  play.className = 'play';
-  play.textContent = 'Play';
-  play.disabled = true;
-  const download = document.createElement('a');
-  download.className = 'download';
-  download.textContent = 'Download .mid';
-  download.hidden = true;
+  const li = element('li', { className: 'result' });
+  const head = element('div', { className: 'result-head' });
+  const title = element('span', { className: 'title', textContent: `Output ${index + 1}` });
+  const info = element('span', { className: 'muted info' });
+  const play = element('button', { type: 'button', className: 'play', textContent: 'Play', disabled: true });
+  const download = element('a', { className: 'download', textContent: 'Download .mid', hidden: true });
   head.append(title, info, play, download);
-  const scroll = document.createElement('div');
-  scroll.className = 'roll-scroll';
-  const canvas = document.createElement('canvas');
+  const scroll = element('div', { className: 'roll-scroll' });
+  const canvas = element('canvas');
   scroll.append(canvas);
   li.append(head, scroll);
   els.results.append(li);
@@ -461,13 +453,9 @@ async function main() {
 // --- benchmark mode (?bench) -------------------------------------------------------
 
 async function bench() {
-  const section = document.createElement('section');
-  section.id = 'bench-section';
-  const title = document.createElement('h2');
-  title.textContent = 'Benchmark';
-  const status = document.createElement('p');
-  status.className = 'muted';
-  status.textContent = 'Running the benchmark…';
+  const section = element('section', { id: 'bench-section' });
+  const title = element('h2', { textContent: 'Benchmark' });
+  const status = element('p', { className: 'muted', textContent: 'Running the benchmark…' });
   section.append(title, status);
   document.querySelector('main').prepend(section);
   els.generate.disabled = true;
