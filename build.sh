@@ -197,15 +197,20 @@ PY
 # Building
 # ---------------------------------------------------------------------------
 
+# SIMD128 (every current browser has it): the fused step's wasm kernel
+# (src/fused.rs) uses it, and with -Zbuild-std the std is built with it too.
+# Set only on the wasm cargo commands below, never exported to native builds.
+WASM_RUSTFLAGS="${WASM_RUSTFLAGS:--C target-feature=+simd128}"
+
 build_wasm() {
   say "Building the wasm package (pkg/) with $WASM_MODE's toolchain, target dir $WASM_TARGET_DIR"
   local start=$SECONDS
   if [ "$WASM_MODE" = rustup ]; then
-    CARGO_TARGET_DIR="$WASM_TARGET_DIR" \
+    CARGO_TARGET_DIR="$WASM_TARGET_DIR" RUSTFLAGS="$WASM_RUSTFLAGS" \
       cargo build --profile "$WASM_PROFILE" --lib --target "$WASM_TRIPLE"
   else
     # Debian's rustc has no prebuilt wasm32 std: build it (RUSTC_BOOTSTRAP unlocks -Z).
-    CARGO_TARGET_DIR="$WASM_TARGET_DIR" RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc \
+    CARGO_TARGET_DIR="$WASM_TARGET_DIR" RUSTFLAGS="$WASM_RUSTFLAGS" RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc \
       /usr/bin/cargo build --profile "$WASM_PROFILE" --lib --target "$WASM_TRIPLE" \
       -Zbuild-std=std,panic_abort
   fi
