@@ -15,9 +15,8 @@ use crate::encoding;
 use crate::fused::FusedLstm;
 use crate::generate::{GenerateOptions, Primer, Session};
 use crate::note_sequence::{Note, NoteSequence, Tempo, TimeSignature};
+use crate::pipeline::STEPS_PER_QUARTER;
 
-/// The model's time grid: sixteenth notes.
-const STEPS_PER_QUARTER: u32 = 4;
 /// Velocity of notes the page writes (the decoder's, so files match the CLI's).
 const VELOCITY: u8 = crate::encoding::DECODE_VELOCITY;
 
