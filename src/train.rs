@@ -207,6 +207,7 @@ fn read_counts(counts: Tensor<1>, events: f64) -> Counts {
 }
 
 /// Adam's moments for every parameter, and its step count.
+#[derive(Clone)]
 pub struct AdamState {
     pub step: u64,
     pub m: Vec<Tensor<2>>,
@@ -514,7 +515,6 @@ pub struct TrainReport {
     pub interrupted: bool,
     /// The eval loss stopped improving (see [`TrainOptions::patience`]).
     pub stopped_early: bool,
-    pub last_train: Option<Metrics>,
 }
 
 /// Trains until `num_training_steps` (or Ctrl-C, which sets `stop`),
@@ -617,7 +617,7 @@ pub fn train(
                 if state.best_eval_loss.is_none_or(|best| metrics.loss < best) {
                     state.best_eval_loss = Some(metrics.loss);
                     state.evals_since_best = 0;
-                    let best = Checkpoint { model: model.clone(), adam: clone_adam(&adam), state: state.clone() };
+                    let best = Checkpoint { model: model.clone(), adam: adam.clone(), state: state.clone() };
                     save_checkpoint(&best_checkpoint_path(&options.run_dir), &best).map_err(|e| e.to_string())?;
                 } else {
                     state.evals_since_best += 1;
@@ -629,18 +629,14 @@ pub fn train(
             }
         }
         if last_checkpoint.elapsed().as_secs() >= options.checkpoint_secs {
-            save_checkpoint(&checkpoint_path(&options.run_dir), &Checkpoint { model: model.clone(), adam: clone_adam(&adam), state: state.clone() })
+            save_checkpoint(&checkpoint_path(&options.run_dir), &Checkpoint { model: model.clone(), adam: adam.clone(), state: state.clone() })
                 .map_err(|e| e.to_string())?;
             last_checkpoint = Instant::now();
         }
     }
     save_checkpoint(&checkpoint_path(&options.run_dir), &Checkpoint { model, adam, state: state.clone() })
         .map_err(|e| e.to_string())?;
-    Ok(TrainReport { resumed_from, final_step: state.step, interrupted, stopped_early, last_train: state.last_train })
-}
-
-fn clone_adam(adam: &AdamState) -> AdamState {
-    AdamState { step: adam.step, m: adam.m.clone(), v: adam.v.clone() }
+    Ok(TrainReport { resumed_from, final_step: state.step, interrupted, stopped_early })
 }
 
 /// What the progress display shows after each step.
