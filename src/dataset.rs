@@ -281,7 +281,6 @@ mod create {
     pub const DEFAULT_EVAL_RATIO: f64 = 0.1;
     /// The seed used when none is given, so that reruns give the same split.
     pub const DEFAULT_SEED: u64 = 0;
-    const MUSIC_EXTENSIONS: [&str; 5] = ["mid", "midi", "xml", "musicxml", "mxl"];
 
     /// How `create-dataset` splits and where it writes.
     #[derive(Clone, Debug)]
@@ -464,8 +463,7 @@ mod create {
     }
 
     fn is_music_file(path: &Path) -> bool {
-        let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-        MUSIC_EXTENSIONS.contains(&ext.as_str())
+        path.file_name().is_some_and(|n| crate::music_file::is_music_file_name(&n.to_string_lossy()))
     }
 
     /// `path` relative to `root`, with `/` separators.

@@ -2,17 +2,36 @@
 use crate::error::{Error, Result};
 use crate::note_sequence::NoteSequence;
 
+/// The kinds of music file we read, by extension.
+enum Kind {
+    Midi,
+    MusicXml,
+    CompressedMusicXml,
+}
+
+/// The kind of a file by its name's extension (any case), if we read it.
+fn kind(file_name: &str) -> Option<Kind> {
+    let (_, ext) = file_name.rsplit_once('.')?;
+    match ext.to_ascii_lowercase().as_str() {
+        "mid" | "midi" => Some(Kind::Midi),
+        "xml" | "musicxml" => Some(Kind::MusicXml),
+        "mxl" => Some(Kind::CompressedMusicXml),
+        _ => None,
+    }
+}
+
+/// Whether a file's name marks it as one we read (MIDI or MusicXML).
+pub fn is_music_file_name(file_name: &str) -> bool {
+    kind(file_name).is_some()
+}
+
 /// Reads MIDI (.mid, .midi), MusicXML (.xml, .musicxml) or compressed MusicXML (.mxl).
 pub fn read_music_bytes(file_name: &str, bytes: &[u8]) -> Result<NoteSequence> {
-    let lower = file_name.to_ascii_lowercase();
-    if lower.ends_with(".mid") || lower.ends_with(".midi") {
-        crate::midi::read_midi(bytes)
-    } else if lower.ends_with(".mxl") {
-        crate::musicxml::read_mxl(bytes)
-    } else if lower.ends_with(".xml") || lower.ends_with(".musicxml") {
-        crate::musicxml::read_musicxml(bytes)
-    } else {
-        Err(Error::Invalid("unknown file type: expected .mid, .midi, .xml, .musicxml or .mxl".into()))
+    match kind(file_name) {
+        Some(Kind::Midi) => crate::midi::read_midi(bytes),
+        Some(Kind::CompressedMusicXml) => crate::musicxml::read_mxl(bytes),
+        Some(Kind::MusicXml) => crate::musicxml::read_musicxml(bytes),
+        None => Err(Error::Invalid("unknown file type: expected .mid, .midi, .xml, .musicxml or .mxl".into())),
     }
 }
 
