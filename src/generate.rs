@@ -9,8 +9,9 @@
 //! logits, so that a driver may await the model between steps (the browser
 //! cannot read a GPU synchronously); [`generate`] is the synchronous driver
 //! over any [`StepModel`]. Two models: [`FusedLstm`] (plain Rust, the fast
-//! one, natively and in wasm) and, natively, burn's [`Model`] on any device
-//! ([`BurnStep`]).
+//! one, natively and in wasm) and burn's [`Model`] on any device
+//! ([`BurnStep`]), which samples on its device and feeds the session its
+//! choices ([`Session::feed_choices`]) instead of logits.
 //!
 //! Behaviour follows the original's `PolyphonyRnnSequenceGenerator`:
 //! - the primer becomes a polyphonic event stream (pitches: one chord a
@@ -341,46 +342,113 @@ impl StepModel for FusedLstm {
     }
 }
 
-/// Burn's [`Model`] on any device, one synchronous read of the logits per
-/// step (native only).
+/// Burn's [`Model`] on any device (the CPU backend, or a GPU through wgpu
+/// natively and WebGPU in the browser).
+///
+/// Two ways to step it: [`BurnStep::sample`] keeps everything on the device
+/// and yields only each row's chosen class and its log-probability (what
+/// generation on a GPU uses, see [`generate_on_device`]); the [`StepModel`]
+/// impl reads all the logits back (natively), for comparisons and benchmarks.
 ///
 /// [`Model`]: crate::model::Model
-#[cfg(not(target_arch = "wasm32"))]
 pub struct BurnStep {
     pub model: crate::model::Model,
     state: Option<crate::model::State>,
 }
 
-#[cfg(not(target_arch = "wasm32"))]
 impl BurnStep {
     pub fn new(model: crate::model::Model) -> BurnStep {
         BurnStep { model, state: None }
     }
+
+    /// One step's logits, `[batch, 259]`, left on the device.
+    fn logits(&mut self, inputs: &[usize]) -> burn::tensor::Tensor<2> {
+        let x = self.int_column(inputs.iter().map(|&c| c as i64));
+        let state = self.state.take().expect("reset first");
+        let (logits, state) = self.model.forward(x, state, None);
+        self.state = Some(state);
+        logits.reshape([inputs.len(), NUM_CLASSES])
+    }
+
+    /// A `[n, 1]` integer tensor on the model's device.
+    fn int_column(&self, values: impl Iterator<Item = i64>) -> burn::tensor::Tensor<2, burn::tensor::Int> {
+        use burn::tensor::{Tensor, TensorData};
+        let values: Vec<i64> = values.collect();
+        let n = values.len();
+        Tensor::from_data(TensorData::new(values, [n, 1]), &self.model.device())
+    }
+
+    /// One step with the next event chosen on the device: the `forced`
+    /// class where there is one ([`Session::forced`]), else a sample from the
+    /// softmax at `temperature` (Gumbel-max: the argmax of the scaled logits
+    /// plus `-ln(-ln U)` noise is exactly such a sample). Returns `[batch, 2]`
+    /// (class, log-probability) to read back and give to [`choices`].
+    pub fn sample(&mut self, inputs: &[usize], forced: &[Option<usize>], temperature: f64) -> burn::tensor::Tensor<2> {
+        use burn::tensor::Distribution;
+        use burn::tensor::activation::log_softmax;
+        let scaled = self.logits(inputs) * (1.0 / temperature) as f32;
+        // U in (0, 1), both ends excluded, so the noise stays finite.
+        let u = burn::tensor::Tensor::<2>::random(scaled.shape(), Distribution::Uniform(1e-7, 1.0 - 1e-7), &self.model.device());
+        let gumbel = u.log().neg().log().neg();
+        let sampled = (scaled.clone() + gumbel).argmax(1);
+        let forced = self.int_column(forced.iter().map(|f| f.map_or(-1, |c| c as i64)));
+        let chosen = forced.clone().mask_where(forced.lower_elem(0), sampled);
+        let log_prob = log_softmax(scaled, 1).gather(1, chosen.clone());
+        burn::tensor::Tensor::cat(vec![chosen.float(), log_prob], 1)
+    }
+
+    pub fn reset(&mut self, batch: usize) {
+        self.state = Some(self.model.zero_state(batch));
+    }
+
+    /// New row `i` takes old row `rows[i]`'s state (beam search).
+    pub fn select_rows(&mut self, rows: &[usize]) {
+        use burn::tensor::{Tensor, TensorData};
+        let idx: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+        let idx = Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(idx, [rows.len()]), &self.model.device());
+        let state = self.state.take().expect("reset first");
+        self.state = Some(state.select_rows(idx));
+    }
+}
+
+/// The rows' choices from the data of a [`BurnStep::sample`] result.
+pub fn choices(data: burn::tensor::TensorData) -> Result<Vec<Choice>, GenerateError> {
+    let values = data.convert::<f32>().try_into_vec::<f32>().map_err(|e| bad(format!("reading the device's choices: {e:?}")))?;
+    Ok(values
+        .chunks_exact(2)
+        .map(|pair| Choice { class: (pair[0] as usize).min(NUM_CLASSES - 1), log_prob: pair[1] as f64 })
+        .collect())
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 impl StepModel for BurnStep {
     fn reset(&mut self, batch: usize) {
-        self.state = Some(self.model.zero_state(batch));
+        BurnStep::reset(self, batch);
     }
     fn step(&mut self, inputs: &[usize]) -> Vec<f32> {
-        use burn::tensor::{Int, Tensor, TensorData};
-        let device = self.model.device();
-        let data: Vec<i64> = inputs.iter().map(|&c| c as i64).collect();
-        let x = Tensor::<2, Int>::from_data(TensorData::new(data, [inputs.len(), 1]), &device);
-        let state = self.state.take().expect("reset first");
-        let (logits, state) = self.model.forward(x, state, None);
-        self.state = Some(state);
-        logits.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 logits")
+        self.logits(inputs).into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 logits")
     }
     fn select_rows(&mut self, rows: &[usize]) {
-        use burn::tensor::{Int, Tensor, TensorData};
-        let device = self.model.device();
-        let idx: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
-        let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [rows.len()]), &device);
-        let state = self.state.take().expect("reset first");
-        self.state = Some(state.select_rows(idx));
+        BurnStep::select_rows(self, rows);
     }
+}
+
+/// Runs a request on burn's model with sampling on its device: per model
+/// step, only the chosen classes and their log-probabilities come back
+/// (synchronously; the browser awaits the same reads).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn generate_on_device(model: &mut BurnStep, options: &GenerateOptions) -> Result<Vec<Output>, GenerateError> {
+    let mut session = Session::new(options)?;
+    model.model.device().seed(session.seed());
+    model.reset(session.batch());
+    while let Some(inputs) = session.inputs() {
+        let chosen = model.sample(inputs, &session.forced(), session.temperature());
+        let data = chosen.try_into_data().map_err(|e| bad(format!("reading the device: {e:?}")))?;
+        if let Some(rows) = session.feed_choices(&choices(data)?) {
+            model.select_rows(&rows);
+        }
+    }
+    Ok(session.finish())
 }
 
 /// One row of the batch: a beam (or branch) of one output.
@@ -393,6 +461,42 @@ struct Row {
     fed: usize,
     steps: usize,
     score: f64,
+}
+
+/// A row's next event as the model chose it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Choice {
+    pub class: usize,
+    /// Its log-probability under the temperature-scaled softmax.
+    pub log_prob: f64,
+}
+
+impl Choice {
+    /// For rows whose choice is not read (finished, or reading the primer).
+    const UNUSED: Choice = Choice { class: 0, log_prob: 0.0 };
+}
+
+/// Samples a row's next event from its logits (or takes the forced one) and
+/// scores it: softmax at temperature `1 / inv_t` in f64, one draw of `rng`
+/// per sampled event.
+fn host_choice(logits: &[f32], inv_t: f32, forced: Option<usize>, probs: &mut [f64], rng: &mut Rng) -> Choice {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x * inv_t)) as f64;
+    let mut sum = 0.0f64;
+    for (p, &x) in probs.iter_mut().zip(logits) {
+        *p = ((x * inv_t) as f64 - max).exp();
+        sum += *p;
+    }
+    let class = forced.unwrap_or_else(|| {
+        let mut u = rng.next_f64() * sum;
+        for (c, &p) in probs.iter().enumerate() {
+            if u < p {
+                return c;
+            }
+            u -= p;
+        }
+        NUM_CLASSES - 1
+    });
+    Choice { class, log_prob: (probs[class] / sum).ln() }
 }
 
 /// A generation in progress: ask [`Session::inputs`], run the model, give
@@ -414,6 +518,7 @@ pub struct Session {
     /// Rows per output: beam_size · branch_factor.
     group: usize,
     model_steps: usize,
+    seed: u64,
     rng: Rng,
     inputs: Vec<usize>,
 }
@@ -466,6 +571,7 @@ impl Session {
             rows: vec![row; o.num_outputs * group],
             group,
             model_steps: 0,
+            seed,
             rng: Rng::new(seed),
             inputs: Vec::new(),
         };
@@ -557,49 +663,76 @@ impl Session {
         }
     }
 
-    /// Takes the model's `[batch, 259]` logits for the current inputs.
+    /// For each row, the class its next event must have: the primer's (while
+    /// reading it) or an injected one; `None` where the model chooses (and
+    /// for finished rows). A model that samples on its device takes these as
+    /// given ([`BurnStep::sample`]).
+    pub fn forced(&self) -> Vec<Option<usize>> {
+        self.rows
+            .iter()
+            .map(|row| if self.row_done(row) { None } else { row.events.get(row.fed + 1).map(|e| e.class()) })
+            .collect()
+    }
+
+    /// The temperature the outputs are sampled at.
+    pub fn temperature(&self) -> f64 {
+        self.options.temperature
+    }
+
+    /// The seed of the session's random numbers (the request's, or one from
+    /// the clock), for a model that samples on its own device.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Takes the model's `[batch, 259]` logits for the current inputs and
+    /// samples each row's next event here, on the host.
     /// Returns `Some(rows)` when the model's state must be reordered (beam
     /// search): new row `i` takes old row `rows[i]`.
     pub fn feed(&mut self, logits: &[f32]) -> Option<Vec<usize>> {
         assert_eq!(logits.len(), self.rows.len() * NUM_CLASSES, "one row of logits per sequence");
         let inv_t = (1.0 / self.options.temperature) as f32;
         let mut probs = vec![0.0f64; NUM_CLASSES];
-        for r in 0..self.rows.len() {
+        let forced = self.forced();
+        let choices: Vec<Choice> = (0..self.rows.len())
+            .map(|r| {
+                let row = &self.rows[r];
+                let reading_primer = forced[r].is_some() && row.fed + 1 < self.start_len;
+                if self.row_done(row) || reading_primer {
+                    return Choice::UNUSED;
+                }
+                let row_logits = &logits[r * NUM_CLASSES..(r + 1) * NUM_CLASSES];
+                host_choice(row_logits, inv_t, forced[r], &mut probs, &mut self.rng)
+            })
+            .collect();
+        self.feed_choices(&choices)
+    }
+
+    /// Takes each row's next event as chosen by the model (sampled, or the
+    /// [`Session::forced`] class) with its log-probability; rows that are
+    /// finished or still reading the primer ignore theirs. Returns what
+    /// [`Session::feed`] returns.
+    pub fn feed_choices(&mut self, choices: &[Choice]) -> Option<Vec<usize>> {
+        assert_eq!(choices.len(), self.rows.len(), "one choice per sequence");
+        for (r, choice) in choices.iter().enumerate() {
             if self.row_done(&self.rows[r]) {
                 continue;
             }
             self.rows[r].fed += 1;
-            let row_logits = &logits[r * NUM_CLASSES..(r + 1) * NUM_CLASSES];
             let known = self.rows[r].events.get(self.rows[r].fed).copied();
             let scored = self.rows[r].fed >= self.start_len;
             if known.is_some() && !scored {
                 continue; // still reading the primer
             }
-            // Temperature-scaled softmax, in f64 for the log-probabilities.
-            let max = row_logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x * inv_t)) as f64;
-            let mut sum = 0.0f64;
-            for (p, &x) in probs.iter_mut().zip(row_logits) {
-                *p = ((x * inv_t) as f64 - max).exp();
-                sum += *p;
-            }
             let event = match known {
                 Some(e) => e, // injected
                 None => {
-                    let mut u = self.rng.next_f64() * sum;
-                    let mut class = NUM_CLASSES - 1;
-                    for (c, &p) in probs.iter().enumerate() {
-                        if u < p {
-                            class = c;
-                            break;
-                        }
-                        u -= p;
-                    }
-                    let e = Event::from_class(class).expect("class < 259");
+                    let e = Event::from_class(choice.class).expect("a model chooses one of 259 classes");
                     self.rows[r].events.push(e);
                     e
                 }
             };
-            self.rows[r].score += (probs[event.class()] / sum).ln();
+            self.rows[r].score += choice.log_prob;
             if known.is_none() && event == Event::StepEnd {
                 self.rows[r].steps += 1;
                 self.inject_step(r);

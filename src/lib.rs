@@ -32,6 +32,7 @@ pub mod rng;
 pub mod timestamp;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
+pub mod voicing;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 

@@ -140,3 +140,31 @@ fn generate_uses_the_built_in_model_by_default() {
         }
     }
 }
+
+#[test]
+fn voicing_counts_voices_per_step_and_reports_bad_files() {
+    let dir = temp_dir("voicing");
+    // Two steps of a four-voice chord, then two of a single note; decoded to MIDI.
+    let events = write(
+        &dir,
+        "four.txt",
+        b"START\nNEW_NOTE 48\nNEW_NOTE 55\nNEW_NOTE 64\nNEW_NOTE 72\nSTEP_END\n\
+CONTINUED_NOTE 48\nCONTINUED_NOTE 55\nCONTINUED_NOTE 64\nCONTINUED_NOTE 72\nSTEP_END\n\
+NEW_NOTE 60\nSTEP_END\nCONTINUED_NOTE 60\nSTEP_END\nEND\n",
+    );
+    let mid = dir.join("four.mid").to_string_lossy().into_owned();
+    assert!(polyphony(&["decode", &events, "-o", &mid]).status.success());
+    let bad = write(&dir, "bad.mid", b"not midi");
+    let out = polyphony(&["voicing", &mid, &bad]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a bad file fails the run");
+    assert!(stderr.contains("bad.mid"), "{stderr}");
+    let row = |name: &str| {
+        let line = stdout.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} row: {stdout}"));
+        line.split_whitespace().skip(1).map(str::to_string).collect::<Vec<_>>()
+    };
+    // steps, sounding, mean voices (10 / 4), four-voice share, range
+    assert_eq!(row("four.mid"), ["4", "4", "2.50", "50.0%", "48-72"]);
+    assert_eq!(row("all"), row("four.mid"));
+}

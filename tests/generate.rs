@@ -134,6 +134,46 @@ fn fused_and_burn_state_reordering_agree() {
     assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-4));
 }
 
+/// The device's sampler against the softmax computed here: chosen classes
+/// as often as their probability (at two temperatures), log-probabilities
+/// equal, forced classes kept.
+#[test]
+fn sampling_on_the_device_follows_the_temperature_scaled_softmax() {
+    let bundle = random_bundle(&[16, 12], 3, 4.0);
+    let rows = 6000;
+    let mut fused = FusedLstm::from_bundle(&bundle).unwrap();
+    fused.reset(1);
+    let logits = fused.step(&[0]);
+    let model = Model::from_bundle(&bundle, &Device::flex()).unwrap();
+    let mut step = generate::BurnStep::new(model);
+    for temperature in [1.0, 0.5] {
+        let scaled: Vec<f64> = logits.iter().map(|&x| x as f64 / temperature).collect();
+        let max = scaled.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = scaled.iter().map(|x| (x - max).exp()).sum();
+        let log_p = |c: usize| scaled[c] - max - sum.ln();
+        step.reset(rows);
+        let mut forced = vec![None; rows];
+        forced[0] = Some(200);
+        let chosen = generate::choices(step.sample(&vec![0; rows], &forced, temperature).into_data()).unwrap();
+        assert_eq!(chosen[0].class, 200, "a forced class is kept");
+        assert!((chosen[0].log_prob - log_p(200)).abs() < 1e-4);
+        let mut counts = vec![0usize; NUM_CLASSES];
+        for c in &chosen[1..] {
+            counts[c.class] += 1;
+            assert!((c.log_prob - log_p(c.class)).abs() < 1e-4, "log-probability of class {}", c.class);
+        }
+        let n = (rows - 1) as f64;
+        for class in 0..NUM_CLASSES {
+            let p = log_p(class).exp();
+            let sigma = (p * (1.0 - p) / n).sqrt();
+            let freq = counts[class] as f64 / n;
+            assert!((freq - p).abs() < 5.0 * sigma + 1e-3, "temperature {temperature}, class {class}: {freq} vs {p}");
+        }
+        let top = (0..NUM_CLASSES).max_by(|&a, &b| scaled[a].total_cmp(&scaled[b])).unwrap();
+        assert!(log_p(top).exp() > 0.05, "the test needs a likely class to be telling");
+    }
+}
+
 // ---------------------------------------------------------------- primers
 
 #[test]
@@ -193,8 +233,24 @@ fn midi_primer() -> (Primer, f64) {
 /// Every primer kind, with and without conditioning and injection: the
 /// output has exactly num_steps steps, begins with the primer, and with
 /// injection holds the primer's events again right after it.
+/// Generation with sampling on the device (burn's CPU backend standing in
+/// for a GPU): the path the page takes on WebGPU.
+fn generate_on_device(bundle: &Bundle, options: &GenerateOptions) -> Result<Vec<Output>, generate::GenerateError> {
+    let model = Model::from_bundle(bundle, &Device::flex()).unwrap();
+    generate::generate_on_device(&mut generate::BurnStep::new(model), options)
+}
+
 #[test]
 fn every_primer_kind_with_and_without_conditioning_and_injection() {
+    check_every_primer_kind(generate::generate_with_bundle);
+}
+
+#[test]
+fn every_primer_kind_with_and_without_conditioning_and_injection_sampling_on_the_device() {
+    check_every_primer_kind(generate_on_device);
+}
+
+fn check_every_primer_kind(generate: fn(&Bundle, &GenerateOptions) -> Result<Vec<Output>, generate::GenerateError>) {
     let bundle = small_bundle();
     let (midi, midi_qpm) = midi_primer();
     let primers = [
@@ -210,7 +266,7 @@ fn every_primer_kind_with_and_without_conditioning_and_injection() {
         for condition in [false, true] {
             for inject in [false, true] {
                 let what = format!("{name}, condition {condition}, inject {inject}");
-                let outputs = generate::generate_with_bundle(&bundle, &options(3, num_steps, primer.clone(), condition, inject)).unwrap();
+                let outputs = generate(&bundle, &options(3, num_steps, primer.clone(), condition, inject)).unwrap();
                 assert_eq!(outputs.len(), 3, "{what}");
                 for out in &outputs {
                     assert_eq!(out.events.first(), Some(&Event::Start), "{what}");

@@ -29,6 +29,14 @@ enum Command {
         #[arg(long)]
         index: bool,
     },
+    /// How many voices sound per sixteenth-note step in each file, and in
+    /// all together (mean over sounding steps, share with exactly four,
+    /// pitch range): how chorale-like generated pieces are.
+    Voicing {
+        /// MIDI, MusicXML or compressed MusicXML files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Turn an event file (names or class indices, `---` between sequences)
     /// back into MIDI.
     Decode {
@@ -219,6 +227,7 @@ fn main() -> ExitCode {
     let ok = match cli.command {
         Command::Events { files, transpose, index } => events(&files, transpose, index),
         Command::Decode { events, output } => decode(&events, &output),
+        Command::Voicing { files } => voicing(&files),
         Command::CreateDataset(args) => create_dataset(args),
         Command::Train(args) => train(args),
         Command::Bench { what } => bench(what),
@@ -256,6 +265,49 @@ fn events(files: &[PathBuf], transpose: i32, index: bool) -> bool {
             }
         }
     }
+    ok
+}
+
+/// `voicing`: one line per file, then the total; unreadable files get an
+/// error line and the others are still counted.
+fn voicing(files: &[PathBuf]) -> bool {
+    use polyphony::voicing::Voicing;
+    let line = |name: &str, v: &Voicing| {
+        let range = v.range.map_or("-".to_string(), |(lo, hi)| format!("{lo}-{hi}"));
+        println!(
+            "{name:<40} {:>6} {:>8} {:>11.2} {:>10.1}% {:>8}",
+            v.steps,
+            v.sounding_steps,
+            v.mean_voices(),
+            100.0 * v.four_voice_share(),
+            range
+        );
+    };
+    println!("{:<40} {:>6} {:>8} {:>11} {:>11} {:>8}", "file", "steps", "sounding", "mean voices", "four voices", "range");
+    let (mut total, mut ok) = (Voicing::default(), true);
+    for path in files {
+        // Split at tempo and time-signature changes first, as the pipeline does.
+        let counted = music_file::read_music_file(path).and_then(|seq| {
+            let mut v = Voicing::default();
+            for part in pipeline::split_on_time_changes(&seq) {
+                let quantized = pipeline::quantize(&part, pipeline::STEPS_PER_QUARTER)
+                    .map_err(|d| polyphony::Error::Invalid(format!("cannot quantize: {d}")))?;
+                v.add(&Voicing::of(&quantized));
+            }
+            Ok(v)
+        });
+        match counted {
+            Ok(v) => {
+                line(&path.file_name().unwrap_or_default().to_string_lossy(), &v);
+                total.add(&v);
+            }
+            Err(e) => {
+                report(path, e);
+                ok = false;
+            }
+        }
+    }
+    line("all", &total);
     ok
 }
 
@@ -688,7 +740,7 @@ fn generate_options(args: &GenerateArgs) -> Result<polyphony::generate::Generate
 
 /// `generate`: MIDI files from a model, or with --save_generator_bundle a bundle.
 fn generate(args: GenerateArgs) -> bool {
-    use polyphony::generate::{self, StepModel};
+    use polyphony::generate;
     if args.save_generator_bundle {
         let (Some(run_dir), Some(file)) = (&args.run_dir, &args.bundle_file) else {
             return fail("--save_generator_bundle writes --run_dir's model to --bundle_file: give both");
@@ -727,14 +779,14 @@ fn generate(args: GenerateArgs) -> bool {
                 let device = polyphony::train::DeviceChoice::Gpu.device();
                 polyphony::model::Model::from_bundle(&model, &device).map(|m| {
                     let mut step = generate::BurnStep::new(m);
-                    StepModel::reset(&mut step, 1);
-                    let _ = StepModel::step(&mut step, &[0]);
+                    step.reset(1);
+                    let _ = step.sample(&[0], &[None], 1.0).into_data();
                     step
                 })
             });
             std::panic::set_hook(hook);
             match loaded {
-                Ok(Ok(mut step)) => generate::generate(&mut step, &options),
+                Ok(Ok(mut step)) => generate::generate_on_device(&mut step, &options),
                 Ok(Err(e)) => return fail(e),
                 Err(_) => return fail("--device gpu: no usable GPU (wgpu found no adapter; is a Vulkan, Metal or DirectX driver installed?)"),
             }

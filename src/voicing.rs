@@ -1,0 +1,111 @@
+//! How many voices sound at each sixteenth-note step: a simple measure of how
+//! chorale-like a piece is (a Bach chorale has four voices most of the time),
+//! used for the model card's samples and for Bach's own chorales alike.
+//!
+//! A voice is a distinct sounding pitch: the event encoding cannot tell two
+//! voices in unison apart, so neither does this count.
+
+use std::collections::BTreeSet;
+
+use crate::note_sequence::NoteSequence;
+
+/// Voice counts of one piece, or of several added together.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Voicing {
+    /// Steps from 0 to the last note's end.
+    pub steps: usize,
+    /// Steps with at least one note sounding.
+    pub sounding_steps: usize,
+    /// Sum over steps of the voices sounding.
+    pub voices: usize,
+    /// Steps with exactly four voices.
+    pub four_voice_steps: usize,
+    /// Lowest and highest pitch, if any note sounds.
+    pub range: Option<(i32, i32)>,
+}
+
+impl Voicing {
+    /// Counts a quantized sequence's voices step by step (drums left out).
+    pub fn of(seq: &NoteSequence) -> Voicing {
+        let notes: Vec<_> = seq.notes.iter().filter(|n| !n.is_drum && n.quantized_end_step > n.quantized_start_step).collect();
+        let steps = notes.iter().map(|n| n.quantized_end_step).max().unwrap_or(0).max(0) as usize;
+        let mut pitches = vec![BTreeSet::new(); steps];
+        for n in &notes {
+            for s in n.quantized_start_step.max(0)..n.quantized_end_step {
+                pitches[s as usize].insert(n.pitch);
+            }
+        }
+        let range = notes.iter().map(|n| n.pitch).min().zip(notes.iter().map(|n| n.pitch).max());
+        Voicing {
+            steps,
+            sounding_steps: pitches.iter().filter(|p| !p.is_empty()).count(),
+            voices: pitches.iter().map(BTreeSet::len).sum(),
+            four_voice_steps: pitches.iter().filter(|p| p.len() == 4).count(),
+            range,
+        }
+    }
+
+    /// This and `other` together (ranges joined).
+    pub fn add(&mut self, other: &Voicing) {
+        self.steps += other.steps;
+        self.sounding_steps += other.sounding_steps;
+        self.voices += other.voices;
+        self.four_voice_steps += other.four_voice_steps;
+        self.range = match (self.range, other.range) {
+            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            (r, None) | (None, r) => r,
+        };
+    }
+
+    /// Mean voices over the sounding steps.
+    pub fn mean_voices(&self) -> f64 {
+        ratio(self.voices, self.sounding_steps)
+    }
+
+    /// Share of the sounding steps with exactly four voices.
+    pub fn four_voice_share(&self) -> f64 {
+        ratio(self.four_voice_steps, self.sounding_steps)
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::note_sequence::Note;
+
+    fn note(pitch: i32, start: i64, end: i64) -> Note {
+        let mut n = Note::new(pitch, 100, start as f64, end as f64);
+        n.quantized_start_step = start;
+        n.quantized_end_step = end;
+        n
+    }
+
+    #[test]
+    fn counts_distinct_pitches_per_step() {
+        // Steps 0-1: four voices; 2: three (one in unison counts once); 3: silent; 4: one.
+        let seq = NoteSequence {
+            notes: vec![
+                note(60, 0, 3),
+                note(64, 0, 3),
+                note(67, 0, 2),
+                note(72, 0, 2),
+                note(60, 2, 3),
+                note(48, 4, 5),
+            ],
+            ..NoteSequence::default()
+        };
+        let v = Voicing::of(&seq);
+        assert_eq!(v, Voicing { steps: 5, sounding_steps: 4, voices: 4 + 4 + 2 + 1, four_voice_steps: 2, range: Some((48, 72)) });
+        assert!((v.mean_voices() - 11.0 / 4.0).abs() < 1e-12);
+        assert!((v.four_voice_share() - 0.5).abs() < 1e-12);
+        let mut both = v.clone();
+        both.add(&Voicing::default());
+        assert_eq!(both, v);
+        both.add(&v);
+        assert_eq!((both.steps, both.four_voice_steps, both.range), (10, 4, Some((48, 72))));
+    }
+}
