@@ -7,13 +7,17 @@
 //! sixteenth-note steps), because that is what the page draws and edits; the
 //! library's seconds-based [`NoteSequence`] stays on this side.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::bundle::{self, Bundle, BundleMetadata};
 use crate::encoding;
 use crate::fused::FusedLstm;
-use crate::generate::{GenerateOptions, Primer, Session};
+use crate::generate::{BurnStep, GenerateOptions, Primer, Session};
 use crate::note_sequence::{Note, NoteSequence, Tempo, TimeSignature};
 use crate::pipeline::STEPS_PER_QUARTER;
 
@@ -23,6 +27,111 @@ const VELOCITY: u8 = crate::encoding::DECODE_VELOCITY;
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
+    // cubecl reports WGSL compilation and device errors only through `log`.
+    let _ = console_log::init_with_level(log::Level::Warn);
+}
+
+thread_local! {
+    /// The WebGPU device: burn's wgpu runtime starts once per page.
+    static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+/// The WebGPU device, once [`init_webgpu`] has started it.
+fn webgpu() -> Option<Device> {
+    WEBGPU.with(|d| d.borrow().clone())
+}
+
+/// Starts burn's wgpu runtime on the browser's WebGPU (once per page; later
+/// calls return at once). Rejects with the reason when the browser has no
+/// WebGPU or no adapter, so the page can stay on the CPU and say why.
+#[wasm_bindgen(js_name = initWebGpu)]
+pub async fn init_webgpu() -> Result<(), JsValue> {
+    if webgpu().is_some() {
+        return Ok(());
+    }
+    let has_gpu = js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
+        .and_then(|nav| js_sys::Reflect::get(&nav, &"gpu".into()))
+        .is_ok_and(|gpu| !gpu.is_undefined() && !gpu.is_null());
+    if !has_gpu {
+        return Err(JsError::new("this browser has no WebGPU (navigator.gpu is missing)").into());
+    }
+    let device = Device::wgpu_options()
+        .init_async()
+        .await
+        .map_err(|e| JsError::new(&format!("WebGPU did not start: {e}")))?;
+    WEBGPU.with(|d| *d.borrow_mut() = Some(device));
+    Ok(())
+}
+
+/// Where a model runs: the fused CPU step in wasm, or burn's model on WebGPU.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Backend {
+    Cpu,
+    WebGpu,
+}
+
+impl Backend {
+    fn parse(name: &str) -> Result<Backend, JsError> {
+        match name {
+            "cpu" => Ok(Backend::Cpu),
+            "webgpu" => Ok(Backend::WebGpu),
+            _ => Err(JsError::new(&format!("unknown backend {name:?} (expected \"cpu\" or \"webgpu\")"))),
+        }
+    }
+}
+
+/// A network ready to step: the CPU one, or the WebGPU one with its device
+/// sampling ([`BurnStep::sample`]).
+enum Net {
+    Cpu { net: FusedLstm, logits: Vec<f32> },
+    WebGpu(BurnStep),
+}
+
+impl Net {
+    fn reset(&mut self, batch: usize) {
+        match self {
+            Net::Cpu { net, .. } => net.reset(batch),
+            Net::WebGpu(step) => step.reset(batch),
+        }
+    }
+
+    fn select_rows(&mut self, rows: &[usize]) {
+        match self {
+            Net::Cpu { net, .. } => net.select_rows(rows),
+            Net::WebGpu(step) => step.select_rows(rows),
+        }
+    }
+
+    /// One model step of `session` (CPU: logits here, sampled by the
+    /// session; WebGPU: sampled there, only the choices read back).
+    async fn advance(&mut self, session: &RefCell<Option<Session>>) -> Result<(), JsError> {
+        let finished = || JsError::new("this generation has finished");
+        let reorder = match self {
+            Net::Cpu { net, logits } => {
+                let mut session = session.borrow_mut();
+                let session = session.as_mut().ok_or_else(finished)?;
+                let Some(inputs) = session.inputs() else { return Ok(()) };
+                net.step_into(inputs, logits);
+                session.feed(logits)
+            }
+            Net::WebGpu(step) => {
+                let chosen = {
+                    let session = session.borrow();
+                    let session = session.as_ref().ok_or_else(finished)?;
+                    let Some(inputs) = session.inputs() else { return Ok(()) };
+                    step.sample(inputs, &session.forced(), session.temperature())
+                };
+                let data = chosen.into_data_async().await.map_err(|e| JsError::new(&format!("WebGPU failed: {e:?}")))?;
+                let choices = crate::generate::choices(data).map_err(|e| JsError::new(&e.to_string()))?;
+                let mut session = session.borrow_mut();
+                session.as_mut().ok_or_else(finished)?.feed_choices(&choices)
+            }
+        };
+        if let Some(rows) = reorder {
+            self.select_rows(&rows);
+        }
+        Ok(())
+    }
 }
 
 /// The library version, so the page can show which build it runs.
@@ -56,7 +165,9 @@ pub struct Model {
     bundle: Bundle,
     /// The fast CPU network, built once from the bundle's host values (no
     /// device reads, which wasm could not do synchronously).
-    net: FusedLstm,
+    cpu: FusedLstm,
+    /// burn's model on WebGPU, once [`Model::use_webgpu`] has uploaded it.
+    webgpu: Option<crate::model::Model>,
 }
 
 /// What the page shows about a model: the bundle's metadata plus the
@@ -66,7 +177,6 @@ struct ModelCard<'a> {
     #[serde(flatten)]
     metadata: &'a BundleMetadata,
     parameters: usize,
-    backend: &'static str,
 }
 
 #[wasm_bindgen]
@@ -76,43 +186,78 @@ impl Model {
     #[wasm_bindgen(js_name = fromBytes)]
     pub fn from_bytes(bytes: &[u8]) -> Result<Model, JsError> {
         let bundle = bundle::from_bytes(bytes).map_err(|e| JsError::new(&e.to_string()))?;
-        let net = FusedLstm::from_bundle(&bundle).map_err(|e| JsError::new(&e.to_string()))?;
-        Ok(Model { bundle, net })
+        let cpu = FusedLstm::from_bundle(&bundle).map_err(|e| JsError::new(&e.to_string()))?;
+        Ok(Model { bundle, cpu, webgpu: None })
     }
 
-    /// Starts a generation with the CLI's options (`GenerateOptions`, snake
-    /// case; missing fields take the original's defaults) and a primer of
-    /// step-grid notes, `primer_steps` long (0: up to its last note's end).
-    /// The page drives it with [`Generation::advance`] so it can draw and
-    /// cancel between slices.
-    pub fn generate(&self, options: JsValue, primer: JsValue, primer_steps: usize) -> Result<Generation, JsError> {
+    /// Uploads the weights to the WebGPU device ([`init_webgpu`] first), so
+    /// that `"webgpu"` becomes a backend of this model.
+    #[wasm_bindgen(js_name = useWebGpu)]
+    pub fn use_webgpu(&mut self) -> Result<(), JsError> {
+        let device = webgpu().ok_or_else(|| JsError::new("WebGPU has not been started (initWebGpu)"))?;
+        let model = crate::model::Model::from_bundle(&self.bundle, &device).map_err(|e| JsError::new(&e.to_string()))?;
+        self.webgpu = Some(model);
+        Ok(())
+    }
+
+    /// A fresh network on `backend` ("cpu" or "webgpu") for `batch` rows.
+    fn net(&self, backend: &str, batch: usize) -> Result<Net, JsError> {
+        let mut net = match Backend::parse(backend)? {
+            Backend::Cpu => Net::Cpu { net: self.cpu.clone(), logits: Vec::new() },
+            Backend::WebGpu => {
+                let model = self.webgpu.clone().ok_or_else(|| JsError::new("this model is not on WebGPU (useWebGpu)"))?;
+                Net::WebGpu(BurnStep::new(model))
+            }
+        };
+        net.reset(batch);
+        Ok(net)
+    }
+
+    /// Starts a generation on `backend` ("cpu", the default, or "webgpu") with the CLI's
+    /// options (`GenerateOptions`, snake case; missing fields take the
+    /// original's defaults) and a primer of step-grid notes, `primer_steps`
+    /// long (0: up to its last note's end). The page drives it with
+    /// [`Generation::advance`] so it can draw and cancel between slices.
+    pub fn generate(&self, options: JsValue, primer: JsValue, primer_steps: usize, backend: Option<String>) -> Result<Generation, JsError> {
         let mut options: GenerateOptions = from_js(options, "generation options")?;
         let notes: Vec<StepNote> = from_js(primer, "primer notes")?;
         options.primer = primer_of(&notes, primer_steps, options.qpm)?;
         let session = Session::new(&options).map_err(|e| JsError::new(&e.to_string()))?;
-        let mut net = self.net.clone();
-        net.reset(session.batch());
-        Ok(Generation { session: Some(session), net, logits: Vec::new() })
+        let net = self.net(backend.as_deref().unwrap_or("cpu"), session.batch())?;
+        if let Net::WebGpu(step) = &net {
+            step.model.device().seed(session.seed());
+        }
+        Ok(Generation { session: Rc::new(RefCell::new(Some(session))), net: Rc::new(RefCell::new(Some(net))) })
     }
 
-    /// Runs `steps` steps of the fused network on a fresh batch of `batch`
-    /// rows with fixed inputs (class `step % 259` in every row), for the
-    /// page's benchmark, which times the call. Returns the steps run. Uses
-    /// the model's own network (generations run on copies, each reset).
+    /// Runs `steps` model steps on `backend` for a fresh batch of `batch`
+    /// rows with fixed inputs (class `step % 259` in every row) and resolves
+    /// to the steps run, for the page's timing of backends. On WebGPU each
+    /// step samples on the device and reads the choices back, as a
+    /// generation does.
     #[wasm_bindgen(js_name = runSteps)]
-    pub fn run_steps(&mut self, batch: usize, steps: usize) -> Result<usize, JsError> {
+    pub fn run_steps(&self, backend: &str, batch: usize, steps: usize) -> Result<js_sys::Promise, JsError> {
         if batch == 0 {
             return Err(JsError::new("batch must be at least 1"));
         }
-        let net = &mut self.net;
-        net.reset(batch);
-        let mut inputs = vec![0; batch];
-        let mut logits = Vec::new();
-        for step in 0..steps {
-            inputs.fill(step % encoding::NUM_CLASSES);
-            net.step_into(&inputs, &mut logits);
-        }
-        Ok(steps)
+        let mut net = self.net(backend, batch)?;
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            let mut inputs = vec![0; batch];
+            let forced = vec![None; batch];
+            for step in 0..steps {
+                inputs.fill(step % encoding::NUM_CLASSES);
+                match &mut net {
+                    Net::Cpu { net, logits } => net.step_into(&inputs, logits),
+                    Net::WebGpu(gpu) => {
+                        gpu.sample(&inputs, &forced, 1.0)
+                            .into_data_async()
+                            .await
+                            .map_err(|e| JsError::new(&format!("WebGPU failed: {e:?}")))?;
+                    }
+                }
+            }
+            Ok(JsValue::from(steps as u32))
+        }))
     }
 
     /// The model card: description, training data, hparams, metrics, ...
@@ -120,7 +265,6 @@ impl Model {
         let card = ModelCard {
             metadata: &self.bundle.metadata,
             parameters: self.bundle.tensors.iter().map(|t| t.data.len()).sum(),
-            backend: "CPU (wasm)",
         };
         to_js(&card)
     }
@@ -140,15 +284,18 @@ fn primer_of(notes: &[StepNote], steps: usize, qpm: f64) -> Result<Primer, JsErr
     Ok(Primer::Events(encoding::encode(&seq)))
 }
 
-/// A generation in progress: the library's [`Session`] and its own copy of
-/// the network, advanced a slice at a time so the page stays responsive.
-/// Everything it reports (progress, partial notes) comes from the session's
-/// own accessors; nothing of the generator's logic is repeated here.
+/// A generation in progress: the library's [`Session`] and its own network,
+/// advanced a slice at a time so the page stays responsive. Everything it
+/// reports (progress, partial notes) comes from the session's own
+/// accessors; nothing of the generator's logic is repeated here. Both live
+/// behind `Rc<RefCell>` because [`Generation::advance`] runs on after it
+/// returns its promise (WebGPU reads are awaited); no borrow is held across
+/// an await, so the page may ask for progress meanwhile.
 #[wasm_bindgen]
 pub struct Generation {
-    session: Option<Session>,
-    net: FusedLstm,
-    logits: Vec<f32>,
+    session: Rc<RefCell<Option<Session>>>,
+    /// `None` while an `advance` is running.
+    net: Rc<RefCell<Option<Net>>>,
 }
 
 /// How far a generation is, for the progress bar.
@@ -176,30 +323,33 @@ mod serde_bytes_js {
     }
 }
 
-impl Generation {
-    fn session(&self) -> Result<&Session, JsError> {
-        self.session.as_ref().ok_or_else(|| JsError::new("this generation has finished"))
-    }
-}
-
 #[wasm_bindgen]
 impl Generation {
-    /// Runs up to `model_steps` steps of the network; true when finished.
-    pub fn advance(&mut self, model_steps: usize) -> Result<bool, JsError> {
-        let session = self.session.as_mut().ok_or_else(|| JsError::new("this generation has finished"))?;
-        for _ in 0..model_steps {
-            let Some(inputs) = session.inputs() else { break };
-            self.net.step_into(inputs, &mut self.logits);
-            if let Some(rows) = session.feed(&self.logits) {
-                self.net.select_rows(&rows);
+    /// Runs up to `model_steps` steps of the network; resolves to true when
+    /// the generation has finished. One advance at a time.
+    pub fn advance(&self, model_steps: usize) -> js_sys::Promise {
+        let (session, net_slot) = (self.session.clone(), self.net.clone());
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut net = net_slot.borrow_mut().take().ok_or_else(|| JsError::new("this generation is already advancing"))?;
+            let mut result = Ok(());
+            for _ in 0..model_steps {
+                if session.borrow().as_ref().is_none_or(|s| s.inputs().is_none()) {
+                    break;
+                }
+                result = net.advance(&session).await;
+                if result.is_err() {
+                    break;
+                }
             }
-        }
-        Ok(session.inputs().is_none())
+            *net_slot.borrow_mut() = Some(net);
+            result?;
+            Ok(JsValue::from_bool(session.borrow().as_ref().is_none_or(|s| s.inputs().is_none())))
+        })
     }
 
     /// `{done, fraction, model_steps}`.
     pub fn progress(&self) -> Result<JsValue, JsError> {
-        let progress = match &self.session {
+        let progress = match &*self.session.borrow() {
             Some(s) => {
                 let done = s.inputs().is_none();
                 Progress { done, fraction: if done { 1.0 } else { s.progress() }, model_steps: s.model_steps() }
@@ -216,7 +366,8 @@ impl Generation {
     /// finished outputs replace these notes.
     #[wasm_bindgen(js_name = partialNotes)]
     pub fn partial_notes(&self, index: usize) -> Result<JsValue, JsError> {
-        let session = self.session()?;
+        let session = self.session.borrow();
+        let session = session.as_ref().ok_or_else(|| JsError::new("this generation has finished"))?;
         let row = index * session.rows_per_output();
         if row >= session.batch() {
             return Err(JsError::new(&format!("no output {index}")));
@@ -227,11 +378,11 @@ impl Generation {
 
     /// The outputs, once [`Generation::advance`] has said it is done: notes,
     /// steps, log-likelihood and the MIDI file (as the CLI writes it).
-    pub fn finish(&mut self) -> Result<JsValue, JsError> {
-        if self.session.as_ref().is_some_and(|s| s.inputs().is_some()) {
+    pub fn finish(&self) -> Result<JsValue, JsError> {
+        if self.session.borrow().as_ref().is_some_and(|s| s.inputs().is_some()) {
             return Err(JsError::new("the generation has not finished"));
         }
-        let session = self.session.take().ok_or_else(|| JsError::new("this generation has finished"))?;
+        let session = self.session.borrow_mut().take().ok_or_else(|| JsError::new("this generation has finished"))?;
         let outputs = session
             .finish()
             .into_iter()

@@ -4,11 +4,13 @@
 // own module: roll.js (piano roll), primer.js (the primer and typing),
 // player.js (WebAudio synth / WebMIDI out), midi-io.js (WebMIDI ports),
 // generator.js (driving the wasm generator a slice at a time),
-// card.js (model card), store.js (localStorage).
+// backend.js (CPU or WebGPU, timed), card.js (model card), store.js
+// (localStorage).
 //
 // For tests and tooling: `window.polyphonyReady` becomes true once the model
 // is loaded (`window.polyphonyReadyMs`: milliseconds since navigation); on
-// failure `window.polyphonyError` holds the message. `window.polyphonyApp`
+// failure `window.polyphonyError` holds the message. `window.polyphonyBackendsReady`
+// becomes true once WebGPU has been tried and the backends timed. `window.polyphonyApp`
 // exposes the state the tests check. With `?bench` in the address the page
 // then runs the benchmark (bench.js): `window.benchResult`,
 // `window.benchFirstNoteMs`, or `window.benchError` on failure.
@@ -19,7 +21,8 @@ import { Player } from './player.js';
 import { requestMidi, bindOutputs, bindInputs } from './midi-io.js';
 import { renderCard, modelName } from './card.js';
 import { loadState, saveState } from './store.js';
-import { generate as generateOutputs } from './generator.js';
+import { generate as generateOutputs, BackendError } from './generator.js';
+import { Backends, LABELS } from './backend.js';
 import { runBench, firstNoteMs, benchTable } from './bench.js';
 
 const BUNDLE_URL = new URL('../assets/bach-chorales.bundle', import.meta.url);
@@ -43,6 +46,8 @@ const els = {
   genProgress: $('gen-progress'),
   genStatus: $('gen-status'),
   genError: $('gen-error'),
+  backend: $('backend'),
+  backendStatus: $('backend-status'),
   results: $('results'),
   midiOut: $('midi-out'),
   tempo: $('tempo'),
@@ -57,6 +62,7 @@ let generation = null; // { cancelled } while generating
 let results = []; // [{ notes, steps, midi, qpm, seed, roll, playButton }]
 const player = new Player();
 const saved = loadState();
+const backends = new Backends(saved.backend);
 
 // --- status -------------------------------------------------------------------
 
@@ -178,7 +184,7 @@ function wireOptions() {
 }
 
 function persist() {
-  saveState({ primer: primer.toJSON(), options: readOptions() });
+  saveState({ primer: primer.toJSON(), options: readOptions(), backend: backends.choice });
 }
 
 // --- loading a model ---------------------------------------------------------------
@@ -211,13 +217,49 @@ function fetchWithProgress(url) {
 function useModel(bytes, fileName) {
   const next = wasm.Model.fromBytes(bytes);
   const card = next.card();
+  if (backends.webgpuReady) {
+    try {
+      next.useWebGpu();
+    } catch (err) {
+      backends.lose(`WebGPU could not take the model: ${errorMessage(err)}`);
+      showBackends();
+    }
+  }
   if (generation) cancelGeneration();
   model?.model.free();
   model = { model: next, name: modelName(fileName), card };
   renderCard(card, fileName, { title: els.cardTitle, facts: els.cardFacts });
   els.card.hidden = false;
   els.generate.disabled = false;
-  showStatus(`Model “${model.name}” ready — backend: ${card.backend} — polyphony v${wasm.version()}`, 'ready');
+  showStatus(`Model “${model.name}” ready — polyphony v${wasm.version()}`, 'ready');
+}
+
+// --- backends -------------------------------------------------------------------------
+
+/** Tries WebGPU, times it against the CPU, and shows the outcome. */
+async function setUpBackends() {
+  els.backendStatus.textContent = 'Backend: CPU (wasm) — trying WebGPU…';
+  if (await backends.startWebGpu(wasm, model.model)) {
+    els.backendStatus.textContent = 'Backend: CPU (wasm) — timing CPU and WebGPU…';
+  }
+  await backends.time(model.model);
+  showBackends();
+}
+
+function showBackends() {
+  els.backend.value = backends.choice;
+  els.backend.querySelector('option[value="webgpu"]').disabled = !backends.webgpuReady;
+  els.backendStatus.textContent = backends.describe();
+  els.backendStatus.title = backends.webgpuProblem ?? '';
+}
+
+function wireBackends() {
+  els.backend.addEventListener('change', () => {
+    backends.choice = els.backend.value;
+    showBackends();
+    persist();
+  });
+  els.backend.value = backends.choice;
 }
 
 // --- dropped and picked files ---------------------------------------------------------
@@ -279,19 +321,38 @@ async function generate() {
   generation = state;
   stopAll();
   clearResults();
+  delete els.genStatus.dataset.seconds;
+  delete els.genStatus.dataset.backend;
   setGenerating(true);
-  const cards = [];
+  let cards = [];
   const started = performance.now();
-  try {
-    const outputs = await generateOutputs(model.model, options, primer.notes, primerSteps, {
+  const run = (backend) =>
+    generateOutputs(model.model, backend, options, primer.notes, primerSteps, {
       isCancelled: () => state.cancelled,
       onProgress: ({ fraction, partial }) => {
         if (cards.length === 0) for (let i = 0; i < options.num_outputs; i++) cards.push(addResultCard(i, options));
         els.genProgress.value = fraction;
-        els.genStatus.textContent = `Generating… ${Math.round(fraction * 100)}%`;
+        els.genStatus.textContent = `Generating on ${LABELS[backend]}… ${Math.round(fraction * 100)}%`;
         if (partial) cards.forEach((card, i) => card.roll.setNotes(partial(i), options.num_steps));
       },
     });
+  try {
+    let backend = backends.current;
+    let fellBack = '';
+    let outputs;
+    try {
+      outputs = await run(backend);
+    } catch (err) {
+      if (!(err instanceof BackendError && err.backend === 'webgpu')) throw err;
+      // The device is gone or broken: say so and finish on the CPU.
+      backends.lose(`WebGPU failed during generation: ${err.message}`);
+      showBackends();
+      clearResults();
+      cards = [];
+      backend = 'cpu';
+      fellBack = ' (WebGPU failed, so the CPU took over)';
+      outputs = await run(backend);
+    }
     if (!outputs) {
       els.genStatus.textContent = 'Cancelled.';
       clearResults();
@@ -299,8 +360,9 @@ async function generate() {
     }
     const seconds = (performance.now() - started) / 1000;
     outputs.forEach((output, i) => fillResult(cards[i], output, options));
-    els.genStatus.textContent = `${outputs.length} output${outputs.length === 1 ? '' : 's'} in ${seconds.toFixed(2)} s on ${model.card.backend}`;
+    els.genStatus.textContent = `${outputs.length} output${outputs.length === 1 ? '' : 's'} in ${seconds.toFixed(2)} s on ${LABELS[backend]}${fellBack}`;
     els.genStatus.dataset.seconds = seconds.toFixed(3);
+    els.genStatus.dataset.backend = backend;
   } catch (err) {
     clearResults();
     showError(els.genError, `Cannot generate: ${errorMessage(err)}`);
@@ -428,12 +490,14 @@ window.polyphonyApp = {
   primerCursor: () => primer.cursor,
   rollPoint: (pitch, step) => roll.pointFor(pitch, step),
   modelName: () => model?.name ?? null,
+  backend: () => backends.current,
   results: () => results.map((r) => ({ steps: r.steps, notes: r.notes.length })),
 };
 
 async function main() {
   wirePrimer();
   wireOptions();
+  wireBackends();
   wireFiles();
   const playback = wirePlayback();
   // A dynamic import, so a missing or broken pkg/ is reported on the page.
@@ -447,12 +511,17 @@ async function main() {
   await playback;
   window.polyphonyReadyMs = Math.round(performance.now());
   window.polyphonyReady = true;
-  if (new URLSearchParams(location.search).has('bench')) await bench();
+  // The first note is timed before the backends are, which takes seconds.
+  const benchMode = new URLSearchParams(location.search).has('bench');
+  const firstNote = benchMode ? await firstNoteMs(model.model) : null;
+  await setUpBackends();
+  window.polyphonyBackendsReady = true;
+  if (benchMode) await bench(firstNote);
 }
 
 // --- benchmark mode (?bench) -------------------------------------------------------
 
-async function bench() {
+async function bench(firstNote) {
   const section = element('section', { id: 'bench-section' });
   const title = element('h2', { textContent: 'Benchmark' });
   const status = element('p', { className: 'muted', textContent: 'Running the benchmark…' });
@@ -460,8 +529,12 @@ async function bench() {
   document.querySelector('main').prepend(section);
   els.generate.disabled = true;
   try {
-    const firstNote = firstNoteMs(model.model);
-    const rows = await runBench(model.model);
+    const params = new URLSearchParams(location.search);
+    const rows = await runBench(model.model, {
+      steps: Number(params.get('steps')) || undefined,
+      backends: params.get('backends')?.split(','),
+      webgpu: backends.webgpuReady,
+    });
     status.remove();
     section.append(benchTable(rows, firstNote));
     window.benchFirstNoteMs = firstNote;

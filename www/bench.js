@@ -1,8 +1,11 @@
-// Benchmark mode (`?bench` in the page's address): times the loaded model's
-// network steps on each available backend at batch 1 and batch 10, and the
+// Benchmark mode (`?bench` in the page's address; `&steps=N` and
+// `&backends=cpu,webgpu` narrow it): times the loaded model's network steps
+// on each available backend at batch 1 and batch 10, and the
 // time from navigation start to the first generated note. Results go to a
 // table on the page and to `window.benchResult` (an array of {backend,
 // batch, steps, total_ms, ms_per_step}) and `window.benchFirstNoteMs`.
+
+import { LABELS } from './backend.js';
 
 /** Model steps timed per (backend, batch). */
 export const BENCH_STEPS = 640;
@@ -11,33 +14,19 @@ export const BENCH_BATCHES = [1, 10];
 /** Steps run before timing (warm-up: JIT tiers, first allocations). */
 const WARMUP_STEPS = 16;
 
-/**
- * The backends to time. Each entry: `name` (as the table shows it),
- * `available()` (may be async: false leaves it out) and `run(model, batch,
- * steps)` (may be async; runs `steps` model steps on a batch of `batch` rows
- * with fixed inputs). A WebGPU backend becomes one more entry here.
- */
-export const BACKENDS = [
-  {
-    name: 'CPU (wasm)',
-    available: () => true,
-    run: (model, batch, steps) => model.runSteps(batch, steps),
-  },
-];
-
 const yieldToBrowser = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 /**
  * Milliseconds from navigation start until a tiny generation (one output,
- * no primer) has its first note: the generator is advanced one model step
- * at a time and its partial notes checked after each.
+ * no primer, on the CPU) has its first note: the generator is advanced one
+ * model step at a time and its partial notes checked after each.
  */
-export function firstNoteMs(model) {
-  const run = model.generate({ num_outputs: 1, num_steps: 16, seed: 1 }, [], 0);
+export async function firstNoteMs(model) {
+  const run = model.generate({ num_outputs: 1, num_steps: 16, seed: 1 }, [], 0, 'cpu');
   try {
     let done = false;
     while (!done) {
-      done = run.advance(1);
+      done = await run.advance(1);
       if (run.partialNotes(0).length > 0) return performance.now();
     }
     return run.finish()[0].notes.length > 0 ? performance.now() : null;
@@ -46,18 +35,23 @@ export function firstNoteMs(model) {
   }
 }
 
-/** Times every available backend at every batch size. */
-export async function runBench(model, { steps = BENCH_STEPS, batches = BENCH_BATCHES, backends = BACKENDS } = {}) {
+/**
+ * Times each backend (`backends`: names, default every available one;
+ * WebGPU only when `webgpu` says the model is on it) at every batch size.
+ * WebGPU steps include sampling on the device and reading the choices back,
+ * as in a generation; CPU steps are the network alone.
+ */
+export async function runBench(model, { steps = BENCH_STEPS, batches = BENCH_BATCHES, backends = ['cpu', 'webgpu'], webgpu = false } = {}) {
   const rows = [];
   for (const backend of backends) {
-    if (!(await backend.available())) continue;
+    if (!(backend in LABELS) || (backend === 'webgpu' && !webgpu)) continue;
     for (const batch of batches) {
-      await backend.run(model, batch, WARMUP_STEPS);
+      await model.runSteps(backend, batch, WARMUP_STEPS);
       await yieldToBrowser();
       const t0 = performance.now();
-      await backend.run(model, batch, steps);
+      await model.runSteps(backend, batch, steps);
       const total_ms = performance.now() - t0;
-      rows.push({ backend: backend.name, batch, steps, total_ms, ms_per_step: total_ms / steps });
+      rows.push({ backend: LABELS[backend], batch, steps, total_ms, ms_per_step: total_ms / steps });
       await yieldToBrowser();
     }
   }

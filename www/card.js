@@ -12,7 +12,6 @@ export function renderCard(card, fileName, { title, facts }) {
   const h = card.hparams ?? {};
   const rows = [
     ['Description', card.description || '—'],
-    ['Backend', card.backend],
     ['Network', `LSTM ${(h.rnn_layer_sizes ?? []).join(' × ')}, ${card.parameters.toLocaleString('en')} parameters`],
     ['Hyper-parameters', Object.entries(h).map(([k, v]) => `${k}=${Array.isArray(v) ? `[${v}]` : v}`).join(', ')],
     ['Training data', p ? `${p.dataset.replace(/^.*[\\/]/, '')}${p.dataset_description ? ` — ${p.dataset_description}` : ''}` : 'not recorded'],

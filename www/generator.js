@@ -1,30 +1,49 @@
 // Generation from the page: drives the wasm `Generation` (the library's one
-// generator, fused CPU model) a slice at a time, so the page can repaint,
-// draw notes as they arrive and cancel between slices. JavaScript is single
-// threaded: a blocking call with a progress callback could never repaint.
+// generator) a slice at a time, so the page can repaint, draw notes as they
+// arrive and cancel between slices. JavaScript is single threaded: a
+// blocking call with a progress callback could never repaint. Each advance
+// is awaited: on WebGPU a step ends with an asynchronous read of the
+// sampled events.
 
 /** Milliseconds of network work between repaints. */
 const SLICE_MS = 30;
 /** Partial notes are decoded for drawing at most this often (ms). */
 const DRAW_EVERY_MS = 150;
+/** Model steps per advance call: CPU steps take ~0.1 ms, WebGPU ones far more. */
+const STEPS_PER_CALL = { cpu: 16, webgpu: 1 };
 
 const yieldToBrowser = () => new Promise((resolve) => setTimeout(resolve, 0));
 
+/** The backend failed while running (not a bad request): the page may retry elsewhere. */
+export class BackendError extends Error {
+  constructor(backend, cause) {
+    super(cause instanceof Error ? cause.message : String(cause));
+    this.name = 'BackendError';
+    this.backend = backend;
+  }
+}
+
 /**
- * Runs a request to the end. `onProgress({fraction, model_steps, partial})`
- * gets `partial(i)` (output i's notes so far) to draw with; `isCancelled()`
- * is asked between slices. Resolves to the outputs ({notes, steps,
- * log_likelihood, midi}), or null when cancelled; a bad request throws.
+ * Runs a request to the end on `backend` ('cpu' or 'webgpu').
+ * `onProgress({fraction, model_steps, partial})` gets `partial(i)` (output
+ * i's notes so far) to draw with; `isCancelled()` is asked between slices.
+ * Resolves to the outputs ({notes, steps, log_likelihood, midi}), or null
+ * when cancelled; a bad request throws an Error, a failing backend a
+ * BackendError.
  */
-export async function generate(model, options, primerNotes, primerSteps, { onProgress = () => {}, isCancelled = () => false } = {}) {
-  const run = model.generate(options, primerNotes, primerSteps);
+export async function generate(model, backend, options, primerNotes, primerSteps, { onProgress = () => {}, isCancelled = () => false } = {}) {
+  const run = model.generate(options, primerNotes, primerSteps, backend);
   try {
     let done = false;
     let lastDraw = 0;
     while (!done) {
       if (isCancelled()) return null;
       const sliceEnd = performance.now() + SLICE_MS;
-      while (!done && performance.now() < sliceEnd) done = run.advance(1);
+      try {
+        while (!done && performance.now() < sliceEnd) done = await run.advance(STEPS_PER_CALL[backend]);
+      } catch (err) {
+        throw new BackendError(backend, err);
+      }
       const now = performance.now();
       const progress = run.progress();
       const draw = done || now - lastDraw > DRAW_EVERY_MS;

@@ -27,7 +27,7 @@ const ROOT = path.resolve(HERE, '../..');
 const OUT = path.join(HERE, 'out');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const LOAD_TIMEOUT_MS = 60_000;
-const TOTAL_TIMEOUT_MS = 180_000;
+const TOTAL_TIMEOUT_MS = 300_000;
 const CHROMIUM_ARGS = [
   '--no-sandbox',
   '--disable-quic',
@@ -97,6 +97,16 @@ async function setUp() {
     window.__midiInput = input;
     const access = { inputs: new Map([[input.id, input]]), outputs: new Map([[output.id, output]]), addEventListener() {} };
     navigator.requestMIDIAccess = async () => access;
+    // Every WebGPU device the page gets, so a test can lose it on purpose.
+    window.__gpuDevices = [];
+    if (window.GPUAdapter) {
+      const requestDevice = GPUAdapter.prototype.requestDevice;
+      GPUAdapter.prototype.requestDevice = async function (...args) {
+        const device = await requestDevice.apply(this, args);
+        window.__gpuDevices.push(device);
+        return device;
+      };
+    }
   });
   page = context.pages()[0] ?? (await context.newPage());
   page.on('console', (msg) => {
@@ -127,10 +137,27 @@ const shot = async (name) => {
   await mkdir(OUT, { recursive: true });
   await page.screenshot({ path: path.join(OUT, name), fullPage: true });
 };
-const waitReady = () =>
-  page.waitForFunction(() => window.polyphonyReady === true || window.polyphonyError !== undefined, null, {
+const waitReady = (p = page) =>
+  p.waitForFunction(() => window.polyphonyReady === true || window.polyphonyError !== undefined, null, {
     timeout: LOAD_TIMEOUT_MS,
   });
+/** Waits until WebGPU has been tried and the backends timed. */
+const waitBackends = (p = page) =>
+  p.waitForFunction(() => window.polyphonyBackendsReady === true || window.polyphonyError !== undefined, null, {
+    timeout: LOAD_TIMEOUT_MS,
+  });
+/** Clicks Generate and waits for the outcome; returns the status line. */
+async function generateAndWait(p = page) {
+  await p.click('#generate');
+  await p.waitForFunction(
+    () => document.querySelector('#gen-status')?.dataset.seconds !== undefined || !document.querySelector('#gen-error').hidden,
+    null,
+    { timeout: LOAD_TIMEOUT_MS },
+  );
+  const error = await p.evaluate(() => (document.querySelector('#gen-error').hidden ? null : document.querySelector('#gen-error').textContent));
+  assert.equal(error, null, 'no generation error');
+  return p.textContent('#gen-status');
+}
 const primerNotes = () => page.evaluate(() => window.polyphonyApp.primerNotes());
 const sortNotes = (notes) => [...notes].sort((a, b) => a.start - b.start || a.pitch - b.pitch);
 
@@ -220,7 +247,7 @@ function parseMidi(buf) {
 
 let downloadedMidi = null;
 
-test('the page loads the bundled model and shows its card and backend', async () => {
+test('the page loads the bundled model, shows its card, then times CPU and WebGPU', async () => {
   await page.goto(`${server.url}/www/`);
   assert.equal(await page.title(), 'Polyphony — Bach chorale composer');
   await waitReady();
@@ -229,12 +256,18 @@ test('the page loads the bundled model and shows its card and backend', async ()
   assert.equal(error, undefined, `the page reported an error: ${error}`);
   const status = await page.textContent('#status');
   assert.match(status, /bach-chorales/);
-  assert.match(status, /CPU \(wasm\)/);
   assert.equal(await page.isVisible('#model-card'), true);
   assert.equal(await page.textContent('#model-name'), 'bach-chorales');
   assert.match(await page.textContent('#model-facts'), /Hyper-parameters/);
   const readyMs = await page.evaluate(() => window.polyphonyReadyMs);
   console.log(`  navigation to ready: ${readyMs} ms`);
+  await waitBackends();
+  const backend = await page.textContent('#backend-status');
+  console.log(`  ${backend}`);
+  // Both timed; SwiftShader's WebGPU emulates a GPU on the CPU, so the CPU wins here.
+  assert.match(backend, /CPU \(wasm\) \d+\.\d\d ms\/step, WebGPU \d+\.\d\d ms\/step at batch 1/);
+  assert.match(backend, /^Backend: CPU \(wasm\) \(the faster here\)/);
+  assert.equal(await page.isEnabled('#backend option[value=webgpu]'), true);
 });
 
 test('loading the page logs no console errors and throws no page errors', async () => {
@@ -374,6 +407,32 @@ test('Generate produces the requested number of outputs of the requested length'
   await shot('results.png');
 });
 
+test('Generate on WebGPU (chosen by hand) produces the requested outputs, sampled on the device', async () => {
+  await waitBackends();
+  await page.selectOption('#backend', 'webgpu');
+  assert.match(await page.textContent('#backend-status'), /^Backend: WebGPU \(chosen by you\)/);
+  await page.fill('#options input[name=num_outputs]', '2');
+  await page.fill('#options input[name=num_steps]', '6'); // SwiftShader takes ~0.5 s a model step
+  try {
+    const status = await generateAndWait();
+    console.log(`  ${status}`);
+    assert.match(status, /^2 outputs in \d+\.\d\d s on WebGPU$/);
+    const results = await page.evaluate(() => window.polyphonyApp.results());
+    assert.equal(results.length, 2);
+    for (const r of results) {
+      assert.equal(r.steps, 6);
+      assert.ok(r.notes >= 3, 'the primer chord at least');
+    }
+    await shot('results-webgpu.png');
+  } finally {
+    await page.selectOption('#backend', 'auto');
+    await page.fill('#options input[name=num_outputs]', '3');
+    await page.fill('#options input[name=num_steps]', '48');
+  }
+  // The next tests use the CPU's outputs.
+  assert.match(await generateAndWait(), /on CPU \(wasm\)$/);
+});
+
 test('Download yields a MIDI file that parses and has the right length', async () => {
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#results li:first-child a.download')]);
   assert.match(download.suggestedFilename(), /^bach-chorales-seed7-01\.mid$/);
@@ -478,8 +537,66 @@ test('a dropped .mid file becomes the primer', async () => {
   for (const pitch of [60, 64, 67]) assert.ok(opening.includes(pitch), `${pitch} at step 0: ${opening}`);
 });
 
+test('when the WebGPU device is lost mid-generation, the CPU finishes and the page says so', async () => {
+  await page.selectOption('#backend', 'webgpu');
+  await page.click('[data-preset=chord]');
+  await page.fill('#options input[name=num_outputs]', '2');
+  await page.fill('#options input[name=num_steps]', '32');
+  const logged = [consoleErrors.length, pageErrors.length];
+  try {
+    await page.click('#generate');
+    await page.waitForFunction(() => /on WebGPU/.test(document.querySelector('#gen-status').textContent), null, {
+      timeout: LOAD_TIMEOUT_MS,
+    });
+    const lost = await page.evaluate(() => {
+      for (const device of window.__gpuDevices) device.destroy();
+      return window.__gpuDevices.length;
+    });
+    assert.ok(lost > 0, 'the page had a WebGPU device');
+    await page.waitForFunction(() => document.querySelector('#gen-status')?.dataset.seconds !== undefined, null, {
+      timeout: LOAD_TIMEOUT_MS,
+    });
+    const status = await page.textContent('#gen-status');
+    console.log(`  ${status}`);
+    assert.match(status, /^2 outputs in \d+\.\d\d s on CPU \(wasm\) \(WebGPU failed, so the CPU took over\)$/);
+    assert.match(await page.textContent('#backend-status'), /WebGPU failed during generation/);
+    assert.equal(await page.isDisabled('#backend option[value=webgpu]'), true);
+    const results = await page.evaluate(() => window.polyphonyApp.results());
+    assert.deepEqual(results.map((r) => r.steps), [32, 32]);
+    await shot('webgpu-lost.png');
+  } finally {
+    await page.selectOption('#backend', 'auto');
+    // A lost device makes wgpu log errors: expected here, and only here.
+    const during = [...consoleErrors.splice(logged[0]), ...pageErrors.splice(logged[1])];
+    console.log(`  (${during.length} console errors from the lost device, expected)`);
+  }
+});
+
+test('without WebGPU the page says so, offers only the CPU and generates there', async () => {
+  const other = await context.newPage();
+  const errors = [];
+  other.on('pageerror', (err) => errors.push(err.message));
+  other.on('console', (msg) => msg.type() === 'error' && errors.push(msg.text()));
+  try {
+    await other.addInitScript(() => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined }));
+    await other.goto(`${server.url}/www/`);
+    await waitReady(other);
+    await waitBackends(other);
+    const backend = await other.textContent('#backend-status');
+    assert.match(backend, /^Backend: CPU \(wasm\) \(WebGPU did not start: this browser has no WebGPU/);
+    assert.equal(await other.isDisabled('#backend option[value=webgpu]'), true);
+    await other.click('[data-preset=chord]');
+    await other.fill('#options input[name=num_outputs]', '2');
+    await other.fill('#options input[name=num_steps]', '16');
+    assert.match(await generateAndWait(other), /^2 outputs in \d+\.\d\d s on CPU \(wasm\)$/);
+    assert.deepEqual(errors, []);
+  } finally {
+    await other.close();
+  }
+});
+
 test('?bench times the model at batch 1 and 10 and shows a table', async () => {
-  await page.goto(`${server.url}/www/?bench`);
+  await page.goto(`${server.url}/www/?bench&backends=cpu`);
   await page.waitForFunction(
     () => window.benchResult !== undefined || window.benchError !== undefined || window.polyphonyError !== undefined,
     null,
@@ -505,6 +622,17 @@ test('?bench times the model at batch 1 and 10 and shows a table', async () => {
   await shot('bench.png');
   const per = result.map((r) => `batch ${r.batch}: ${r.ms_per_step.toFixed(3)} ms/step`).join('; ');
   console.log(`  bench: ${result[0].backend} ${per}; first note ${firstNote.toFixed(0)} ms`);
+});
+
+test('?bench&backends=webgpu times WebGPU at batch 1 and 10 (a few steps: SwiftShader is slow)', async () => {
+  await page.goto(`${server.url}/www/?bench&backends=webgpu&steps=4`);
+  await page.waitForFunction(() => window.benchResult !== undefined || window.benchError !== undefined, null, {
+    timeout: LOAD_TIMEOUT_MS,
+  });
+  const { result, error } = await page.evaluate(() => ({ result: window.benchResult, error: window.benchError }));
+  assert.equal(error, undefined, 'no benchmark error');
+  assert.deepEqual(result.map((r) => [r.backend, r.batch, r.steps]), [['WebGPU', 1, 4], ['WebGPU', 10, 4]]);
+  console.log(`  bench: WebGPU ${result.map((r) => `batch ${r.batch}: ${r.ms_per_step.toFixed(1)} ms/step`).join('; ')}`);
 });
 
 test('the whole session logged no console errors and threw no page errors', async () => {

@@ -1,0 +1,95 @@
+// Which backend runs the model: the fused CPU step in wasm, or burn's model
+// on WebGPU. Stepping an LSTM one event at a time is dispatch-bound on a GPU,
+// so WebGPU is not assumed faster: once the page is ready, both are timed on
+// a few warm steps and the faster is used, unless the person picks one.
+// WebGPU that is missing, fails to start or fails mid-generation leaves the
+// CPU in charge, and the page says why.
+
+export const LABELS = { cpu: 'CPU (wasm)', webgpu: 'WebGPU' };
+
+/** Steps before timing (the first WebGPU steps compile their kernels). */
+const WARMUP_STEPS = 3;
+/** Steps timed per backend, at batch 1. */
+const TIMED_STEPS = 8;
+
+/**
+ * The page's backend state: what is available, what timing found, what the
+ * person asked for (`choice`: 'auto', 'cpu' or 'webgpu').
+ */
+export class Backends {
+  constructor(choice = 'auto') {
+    this.choice = ['auto', 'cpu', 'webgpu'].includes(choice) ? choice : 'auto';
+    /** ms per step at batch 1, by backend, once timed. */
+    this.msPerStep = {};
+    /** Why WebGPU is not usable (null while it is, or not yet tried). */
+    this.webgpuProblem = null;
+    this.webgpuReady = false;
+    /** The faster of the timed backends ('cpu' until timing says more). */
+    this.fastest = 'cpu';
+  }
+
+  /** The backend a generation uses now. */
+  get current() {
+    if (this.choice === 'webgpu' && this.webgpuReady) return 'webgpu';
+    if (this.choice === 'cpu') return 'cpu';
+    return this.fastest;
+  }
+
+  /**
+   * Starts WebGPU (once per page) and puts `model` on it; false, with
+   * `webgpuProblem` saying why, when that fails.
+   */
+  async startWebGpu(wasm, model) {
+    if (this.webgpuProblem) return false;
+    try {
+      await wasm.initWebGpu();
+      model.useWebGpu();
+      this.webgpuReady = true;
+      return true;
+    } catch (err) {
+      this.lose(`WebGPU did not start: ${err instanceof Error ? err.message : err}`);
+      return false;
+    }
+  }
+
+  /** Times each usable backend on `model` and picks the faster. */
+  async time(model) {
+    const names = this.webgpuReady ? ['cpu', 'webgpu'] : ['cpu'];
+    for (const name of names) {
+      try {
+        await model.runSteps(name, 1, WARMUP_STEPS);
+        const t0 = performance.now();
+        await model.runSteps(name, 1, TIMED_STEPS);
+        this.msPerStep[name] = (performance.now() - t0) / TIMED_STEPS;
+      } catch (err) {
+        if (name === 'webgpu') this.lose(`WebGPU failed while timing: ${err instanceof Error ? err.message : err}`);
+        else throw err;
+      }
+    }
+    this.fastest = names.filter((n) => n in this.msPerStep).reduce((a, b) => (this.msPerStep[b] < this.msPerStep[a] ? b : a), 'cpu');
+  }
+
+  /** WebGPU is gone (missing, failed, device lost): the CPU takes over. */
+  lose(reason) {
+    this.webgpuProblem = reason;
+    this.webgpuReady = false;
+    this.fastest = 'cpu';
+    delete this.msPerStep.webgpu;
+  }
+
+  /** One line for the page: which backend, and why. */
+  describe() {
+    const ms = (name) => (name in this.msPerStep ? `${this.msPerStep[name].toFixed(2)} ms/step` : null);
+    const timings = ['cpu', 'webgpu']
+      .filter((n) => ms(n))
+      .map((n) => `${LABELS[n]} ${ms(n)}`)
+      .join(', ');
+    const why =
+      this.choice !== 'auto' && this.current === this.choice
+        ? 'chosen by you'
+        : Object.keys(this.msPerStep).length > 1
+          ? 'the faster here'
+          : this.webgpuProblem ?? 'WebGPU not tried yet';
+    return `Backend: ${LABELS[this.current]} (${why})${timings ? ` — ${timings} at batch 1` : ''}`;
+  }
+}
