@@ -63,23 +63,6 @@ pub async fn init_webgpu() -> Result<(), JsValue> {
     Ok(())
 }
 
-/// Where a model runs: the fused CPU step in wasm, or burn's model on WebGPU.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Backend {
-    Cpu,
-    WebGpu,
-}
-
-impl Backend {
-    fn parse(name: &str) -> Result<Backend, JsError> {
-        match name {
-            "cpu" => Ok(Backend::Cpu),
-            "webgpu" => Ok(Backend::WebGpu),
-            _ => Err(JsError::new(&format!("unknown backend {name:?} (expected \"cpu\" or \"webgpu\")"))),
-        }
-    }
-}
-
 /// A network ready to step: the CPU one, or the WebGPU one with its device
 /// sampling ([`BurnStep::sample`]).
 enum Net {
@@ -202,12 +185,13 @@ impl Model {
 
     /// A fresh network on `backend` ("cpu" or "webgpu") for `batch` rows.
     fn net(&self, backend: &str, batch: usize) -> Result<Net, JsError> {
-        let mut net = match Backend::parse(backend)? {
-            Backend::Cpu => Net::Cpu { net: self.cpu.clone(), logits: Vec::new() },
-            Backend::WebGpu => {
+        let mut net = match backend {
+            "cpu" => Net::Cpu { net: self.cpu.clone(), logits: Vec::new() },
+            "webgpu" => {
                 let model = self.webgpu.clone().ok_or_else(|| JsError::new("this model is not on WebGPU (useWebGpu)"))?;
                 Net::WebGpu(BurnStep::new(model))
             }
+            _ => return Err(JsError::new(&format!("unknown backend {backend:?} (expected \"cpu\" or \"webgpu\")"))),
         };
         net.reset(batch);
         Ok(net)

@@ -26,6 +26,7 @@ import { Backends, LABELS } from './backend.js';
 import { runBench, firstNoteMs, benchTable } from './bench.js';
 
 const BUNDLE_URL = new URL('../assets/bach-chorales.bundle', import.meta.url);
+const WASM_URL = new URL('../pkg/polyphony_bg.wasm', import.meta.url);
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -190,7 +191,8 @@ function persist() {
 // --- loading a model ---------------------------------------------------------------
 
 /**
- * Downloads with a progress bar (the bundle is the page's largest download).
+ * Downloads with a progress bar (the wasm module and the bundle are the
+ * page's large downloads).
  * XMLHttpRequest, because its progress events need no stream reading.
  */
 function fetchWithProgress(url) {
@@ -501,10 +503,11 @@ async function main() {
   wireFiles();
   const playback = wirePlayback();
   // A dynamic import, so a missing or broken pkg/ is reported on the page.
-  showStatus('Loading the wasm module…', 'loading');
+  showStatus('Loading the program (WebAssembly)…', 'loading');
   wasm = await import('../pkg/polyphony.js');
-  await wasm.default();
+  await wasm.default({ module_or_path: await fetchWithProgress(WASM_URL) });
   showStatus('Loading the model…', 'loading');
+  els.loadProgress.value = 0;
   const bytes = await fetchWithProgress(BUNDLE_URL);
   useModel(bytes, BUNDLE_URL.pathname);
   els.loadProgress.hidden = true;
