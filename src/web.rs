@@ -58,7 +58,7 @@ pub async fn init_webgpu() -> Result<(), JsValue> {
     let device = Device::wgpu_options()
         .init_async()
         .await
-        .map_err(|e| JsError::new(&format!("WebGPU did not start: {e}")))?;
+        .map_err(|e| JsError::new(&e.to_string()))?;
     WEBGPU.with(|d| *d.borrow_mut() = Some(device));
     Ok(())
 }

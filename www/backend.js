@@ -11,6 +11,8 @@ export const LABELS = { cpu: 'CPU (wasm)', webgpu: 'WebGPU' };
 const WARMUP_STEPS = 3;
 /** Steps timed per backend, at batch 1. */
 const TIMED_STEPS = 8;
+/** How long WebGPU may take to start before the page gives up on it. */
+const START_TIMEOUT_MS = 30_000;
 
 /**
  * The page's backend state: what is available, what timing found, what the
@@ -42,7 +44,11 @@ export class Backends {
   async startWebGpu(wasm, model) {
     if (this.webgpuProblem) return false;
     try {
-      await wasm.initWebGpu();
+      let timer;
+      const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer in ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+      });
+      await Promise.race([wasm.initWebGpu(), timeout]).finally(() => clearTimeout(timer));
       model.useWebGpu();
       this.webgpuReady = true;
       return true;

@@ -572,28 +572,47 @@ test('when the WebGPU device is lost mid-generation, the CPU finishes and the pa
   }
 });
 
-test('without WebGPU the page says so, offers only the CPU and generates there', async () => {
-  const other = await context.newPage();
-  const errors = [];
-  other.on('pageerror', (err) => errors.push(err.message));
-  other.on('console', (msg) => msg.type() === 'error' && errors.push(msg.text()));
-  try {
-    await other.addInitScript(() => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined }));
-    await other.goto(`${server.url}/www/`);
-    await waitReady(other);
-    await waitBackends(other);
-    const backend = await other.textContent('#backend-status');
-    assert.match(backend, /^Backend: CPU \(wasm\) \(WebGPU did not start: this browser has no WebGPU/);
-    assert.equal(await other.isDisabled('#backend option[value=webgpu]'), true);
-    await other.click('[data-preset=chord]');
-    await other.fill('#options input[name=num_outputs]', '2');
-    await other.fill('#options input[name=num_steps]', '16');
-    assert.match(await generateAndWait(other), /^2 outputs in \d+\.\d\d s on CPU \(wasm\)$/);
-    assert.deepEqual(errors, []);
-  } finally {
-    await other.close();
-  }
-});
+/** Each way a browser can lack WebGPU, and what the page must say. */
+const NO_WEBGPU = [
+  {
+    what: 'no navigator.gpu',
+    script: () => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined }),
+    says: /^Backend: CPU \(wasm\) \(WebGPU did not start: this browser has no WebGPU/,
+  },
+  {
+    what: 'no adapter',
+    script: () => {
+      if (window.GPU) GPU.prototype.requestAdapter = async () => null;
+    },
+    says: /^Backend: CPU \(wasm\) \(WebGPU did not start: \S/,
+  },
+];
+
+for (const { what, script, says } of NO_WEBGPU) {
+  test(`without WebGPU (${what}) the page says so, offers only the CPU and generates there`, async () => {
+    const other = await context.newPage();
+    const errors = [];
+    other.on('pageerror', (err) => errors.push(err.message));
+    other.on('console', (msg) => msg.type() === 'error' && errors.push(msg.text()));
+    try {
+      await other.addInitScript(script);
+      await other.goto(`${server.url}/www/`);
+      await waitReady(other);
+      await waitBackends(other);
+      const backend = await other.textContent('#backend-status');
+      console.log(`  ${backend}`);
+      assert.match(backend, says);
+      assert.equal(await other.isDisabled('#backend option[value=webgpu]'), true);
+      await other.click('[data-preset=chord]');
+      await other.fill('#options input[name=num_outputs]', '2');
+      await other.fill('#options input[name=num_steps]', '16');
+      assert.match(await generateAndWait(other), /^2 outputs in \d+\.\d\d s on CPU \(wasm\)$/);
+      assert.deepEqual(errors, []);
+    } finally {
+      await other.close();
+    }
+  });
+}
 
 test('?bench times the model at batch 1 and 10 and shows a table', async () => {
   await page.goto(`${server.url}/www/?bench&backends=cpu`);
