@@ -240,6 +240,11 @@ cmd_corpus() {
 # The pretrained model's recipe: corpus -> dataset -> training (resumes after any
 # interruption, stops when the eval loss has not improved for PATIENCE (10) evaluations)
 # -> bundle in assets/. Runs for hours on 2 cores; rerun the same command to resume.
+cmd_bundle_bach() {
+  build_native
+  bundle_bach "$NATIVE_TARGET_DIR/release/polyphony" "$CACHE_DIR/data" "${RUN_DIR:-$CACHE_DIR/runs/bach}"
+}
+
 cmd_train_bach() {
   ensure_corpus
   build_native
@@ -254,10 +259,27 @@ cmd_train_bach() {
     --sequence_example_file "$data/training_poly_tracks.polyds" \
     --eval_sequence_example_file "$data/eval_poly_tracks.polyds" \
     --eval_every 44 --log_every 4 --patience "${PATIENCE:-10}"
-  say "Evaluating and writing assets/bach-chorales.bundle"
-  "$bin" bundle --run_dir "$run" --output assets/bach-chorales.bundle --half \
-    --bundle_description "Polyphony RNN (3x256 LSTM) trained on the music21 Bach chorales"
-  "$bin" evaluate --bundle_file assets/bach-chorales.bundle --sequence_example_file "$data/eval_poly_tracks.polyds"
+  bundle_bach "$bin" "$data" "$run"
+}
+
+# The run's best checkpoint as assets/bach-chorales.bundle: f16 if its eval
+# loss is within 0.5% of f32's, else f32.
+bundle_bach() {
+  local bin=$1 data=$2 run=$3
+  say "Writing assets/bach-chorales.bundle: f16 if its eval loss is within 0.5% of f32's"
+  local description="Polyphony RNN (3x256 LSTM) trained on the music21 Bach chorales"
+  local precision loss32 loss16
+  for precision in f32 f16; do
+    "$bin" bundle --run_dir "$run" --output "$run/bach-chorales.$precision.bundle" \
+      --bundle_description "$description" $([ "$precision" = f16 ] && echo --half)
+    "$bin" evaluate --bundle_file "$run/bach-chorales.$precision.bundle" \
+      --sequence_example_file "$data/eval_poly_tracks.polyds" | tee "$run/eval.$precision.txt" | head -2
+  done
+  loss32=$(awk '/^loss /{print $2}' "$run/eval.f32.txt")
+  loss16=$(awk '/^loss /{print $2}' "$run/eval.f16.txt")
+  if awk -v a="$loss32" -v b="$loss16" 'BEGIN { exit !(b <= a * 1.005) }'; then precision=f16; else precision=f32; fi
+  cp "$run/bach-chorales.$precision.bundle" assets/bach-chorales.bundle
+  info "eval loss f32 $loss32, f16 $loss16: shipped $precision as assets/bach-chorales.bundle"
 }
 
 cmd_wasm() {
@@ -333,6 +355,8 @@ Usage: ./build.sh <command>
   corpus  fetch the music21 Bach chorales (PyPI wheel) into ~/.cache/polyphony/bach
   train-bach  the pretrained model's recipe: dataset, training (resumable, stops on
           eval loss), bundle into assets/ (hours on 2 cores)
+  bundle-bach the last step of train-bach alone: the run's best checkpoint into
+          assets/bach-chorales.bundle (f16 if within 0.5% of f32's eval loss)
 
 Installs what is missing (Debian rustc-web & co, chromium, wasm-bindgen-cli,
 npm playwright-core) and says so. Caches: CARGO_TARGET_DIR (default
@@ -346,6 +370,7 @@ case "${1:-}" in
   wasm) cmd_wasm ;;
   corpus) cmd_corpus ;;
   train-bach) cmd_train_bach ;;
+  bundle-bach) cmd_bundle_bach ;;
   -h | --help | help) usage ;;
   *)
     usage >&2
