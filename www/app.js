@@ -324,7 +324,6 @@ async function generate() {
   stopAll();
   clearResults();
   delete els.genStatus.dataset.seconds;
-  delete els.genStatus.dataset.backend;
   setGenerating(true);
   let cards = [];
   const started = performance.now();
@@ -364,7 +363,6 @@ async function generate() {
     outputs.forEach((output, i) => fillResult(cards[i], output, options));
     els.genStatus.textContent = `${outputs.length} output${outputs.length === 1 ? '' : 's'} in ${seconds.toFixed(2)} s on ${LABELS[backend]}${fellBack}`;
     els.genStatus.dataset.seconds = seconds.toFixed(3);
-    els.genStatus.dataset.backend = backend;
   } catch (err) {
     clearResults();
     showError(els.genError, `Cannot generate: ${errorMessage(err)}`);
@@ -492,7 +490,6 @@ window.polyphonyApp = {
   primerCursor: () => primer.cursor,
   rollPoint: (pitch, step) => roll.pointFor(pitch, step),
   modelName: () => model?.name ?? null,
-  backend: () => backends.current,
   results: () => results.map((r) => ({ steps: r.steps, notes: r.notes.length })),
 };
 

@@ -15,6 +15,18 @@ const TIMED_STEPS = 8;
 const START_TIMEOUT_MS = 30_000;
 
 /**
+ * Milliseconds `steps` model steps take on `backend` at `batch` rows, after
+ * `warmup` untimed ones (the first WebGPU steps compile their kernels).
+ */
+export async function timeSteps(model, backend, batch, warmup, steps) {
+  await model.runSteps(backend, batch, warmup);
+  await new Promise((resolve) => setTimeout(resolve, 0)); // let the page breathe before timing
+  const t0 = performance.now();
+  await model.runSteps(backend, batch, steps);
+  return performance.now() - t0;
+}
+
+/**
  * The page's backend state: what is available, what timing found, what the
  * person asked for (`choice`: 'auto', 'cpu' or 'webgpu').
  */
@@ -26,8 +38,11 @@ export class Backends {
     /** Why WebGPU is not usable (null while it is, or not yet tried). */
     this.webgpuProblem = null;
     this.webgpuReady = false;
-    /** The faster of the timed backends ('cpu' until timing says more). */
-    this.fastest = 'cpu';
+  }
+
+  /** The faster of the timed backends ('cpu' until timing says more). */
+  get fastest() {
+    return Object.keys(this.msPerStep).reduce((a, b) => (this.msPerStep[b] < this.msPerStep[a] ? b : a), 'cpu');
   }
 
   /** The backend a generation uses now. */
@@ -63,23 +78,18 @@ export class Backends {
     const names = this.webgpuReady ? ['cpu', 'webgpu'] : ['cpu'];
     for (const name of names) {
       try {
-        await model.runSteps(name, 1, WARMUP_STEPS);
-        const t0 = performance.now();
-        await model.runSteps(name, 1, TIMED_STEPS);
-        this.msPerStep[name] = (performance.now() - t0) / TIMED_STEPS;
+        this.msPerStep[name] = (await timeSteps(model, name, 1, WARMUP_STEPS, TIMED_STEPS)) / TIMED_STEPS;
       } catch (err) {
         if (name === 'webgpu') this.lose(`WebGPU failed while timing: ${err instanceof Error ? err.message : err}`);
         else throw err;
       }
     }
-    this.fastest = names.filter((n) => n in this.msPerStep).reduce((a, b) => (this.msPerStep[b] < this.msPerStep[a] ? b : a), 'cpu');
   }
 
   /** WebGPU is gone (missing, failed, device lost): the CPU takes over. */
   lose(reason) {
     this.webgpuProblem = reason;
     this.webgpuReady = false;
-    this.fastest = 'cpu';
     delete this.msPerStep.webgpu;
   }
 

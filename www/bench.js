@@ -5,7 +5,7 @@
 // table on the page and to `window.benchResult` (an array of {backend,
 // batch, steps, total_ms, ms_per_step}) and `window.benchFirstNoteMs`.
 
-import { LABELS } from './backend.js';
+import { LABELS, timeSteps } from './backend.js';
 
 /** Model steps timed per (backend, batch). */
 export const BENCH_STEPS = 640;
@@ -46,11 +46,7 @@ export async function runBench(model, { steps = BENCH_STEPS, batches = BENCH_BAT
   for (const backend of backends) {
     if (!(backend in LABELS) || (backend === 'webgpu' && !webgpu)) continue;
     for (const batch of batches) {
-      await model.runSteps(backend, batch, WARMUP_STEPS);
-      await yieldToBrowser();
-      const t0 = performance.now();
-      await model.runSteps(backend, batch, steps);
-      const total_ms = performance.now() - t0;
+      const total_ms = await timeSteps(model, backend, batch, WARMUP_STEPS, steps);
       rows.push({ backend: LABELS[backend], batch, steps, total_ms, ms_per_step: total_ms / steps });
       await yieldToBrowser();
     }
