@@ -397,6 +397,21 @@ impl BurnStep {
         burn::tensor::Tensor::cat(vec![chosen.float(), log_prob], 1)
     }
 
+    /// [`BurnStep::sample`] for the session's next step; `None` when it is done.
+    pub fn sample_next(&mut self, session: &Session) -> Option<burn::tensor::Tensor<2>> {
+        let inputs = session.inputs()?;
+        Some(self.sample(inputs, &session.forced(), session.temperature()))
+    }
+
+    /// Gives the session the read-back data of [`BurnStep::sample_next`] and
+    /// reorders the state when the session asks (beam search).
+    pub fn feed_back(&mut self, session: &mut Session, data: burn::tensor::TensorData) -> Result<(), GenerateError> {
+        if let Some(rows) = session.feed_choices(&choices(data)?) {
+            self.select_rows(&rows);
+        }
+        Ok(())
+    }
+
     pub fn reset(&mut self, batch: usize) {
         self.state = Some(self.model.zero_state(batch));
     }
@@ -441,12 +456,9 @@ pub fn generate_on_device(model: &mut BurnStep, options: &GenerateOptions) -> Re
     let mut session = Session::new(options)?;
     model.model.device().seed(session.seed());
     model.reset(session.batch());
-    while let Some(inputs) = session.inputs() {
-        let chosen = model.sample(inputs, &session.forced(), session.temperature());
+    while let Some(chosen) = model.sample_next(&session) {
         let data = chosen.try_into_data().map_err(|e| bad(format!("reading the device: {e:?}")))?;
-        if let Some(rows) = session.feed_choices(&choices(data)?) {
-            model.select_rows(&rows);
-        }
+        model.feed_back(&mut session, data)?;
     }
     Ok(session.finish())
 }

@@ -78,42 +78,32 @@ impl Net {
         }
     }
 
-    fn select_rows(&mut self, rows: &[usize]) {
-        match self {
-            Net::Cpu { net, .. } => net.select_rows(rows),
-            Net::WebGpu(step) => step.select_rows(rows),
-        }
-    }
-
     /// One model step of `session` (CPU: logits here, sampled by the
     /// session; WebGPU: sampled there, only the choices read back).
     async fn advance(&mut self, session: &RefCell<Option<Session>>) -> Result<(), JsError> {
         let finished = || JsError::new("this generation has finished");
-        let reorder = match self {
+        match self {
             Net::Cpu { net, logits } => {
                 let mut session = session.borrow_mut();
                 let session = session.as_mut().ok_or_else(finished)?;
                 let Some(inputs) = session.inputs() else { return Ok(()) };
                 net.step_into(inputs, logits);
-                session.feed(logits)
+                if let Some(rows) = session.feed(logits) {
+                    net.select_rows(&rows);
+                }
+                Ok(())
             }
             Net::WebGpu(step) => {
                 let chosen = {
                     let session = session.borrow();
-                    let session = session.as_ref().ok_or_else(finished)?;
-                    let Some(inputs) = session.inputs() else { return Ok(()) };
-                    step.sample(inputs, &session.forced(), session.temperature())
+                    let Some(chosen) = step.sample_next(session.as_ref().ok_or_else(finished)?) else { return Ok(()) };
+                    chosen
                 };
                 let data = chosen.into_data_async().await.map_err(|e| JsError::new(&format!("WebGPU failed: {e:?}")))?;
-                let choices = crate::generate::choices(data).map_err(|e| JsError::new(&e.to_string()))?;
                 let mut session = session.borrow_mut();
-                session.as_mut().ok_or_else(finished)?.feed_choices(&choices)
+                step.feed_back(session.as_mut().ok_or_else(finished)?, data).map_err(|e| JsError::new(&e.to_string()))
             }
-        };
-        if let Some(rows) = reorder {
-            self.select_rows(&rows);
         }
-        Ok(())
     }
 }
 
