@@ -255,7 +255,7 @@ const ROW_PARTS: usize = 2;
 
 /// Runs one batch: its rows split into [`ROW_PARTS`] interleaved parts
 /// that run in parallel, their gradients summed, then one optimizer step.
-/// `parameters` live on the plain device; each part makes a copy that
+/// `model` lives on the plain device; each part makes a copy of it that
 /// records gradients on `autodiff`.
 pub fn train_step(
     model: &Model,
