@@ -280,6 +280,9 @@ bundle_bach() {
   if awk -v a="$loss32" -v b="$loss16" 'BEGIN { exit !(b <= a * 1.005) }'; then precision=f16; else precision=f32; fi
   cp "$run/bach-chorales.$precision.bundle" assets/bach-chorales.bundle
   info "eval loss f32 $loss32, f16 $loss16: shipped $precision as assets/bach-chorales.bundle"
+  # The binary carries the default bundle: rebuild it, or `polyphony generate`
+  # without --bundle_file would still use the old one.
+  build_native
 }
 
 cmd_wasm() {
