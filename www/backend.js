@@ -14,13 +14,16 @@ const TIMED_STEPS = 8;
 /** How long WebGPU may take to start before the page gives up on it. */
 const START_TIMEOUT_MS = 30_000;
 
+/** Resolves after the browser has had a turn (repaint, input, timers). */
+export const yieldToBrowser = () => new Promise((resolve) => setTimeout(resolve, 0));
+
 /**
  * Milliseconds `steps` model steps take on `backend` at `batch` rows, after
  * `warmup` untimed ones (the first WebGPU steps compile their kernels).
  */
 export async function timeSteps(model, backend, batch, warmup, steps) {
   await model.runSteps(backend, batch, warmup);
-  await new Promise((resolve) => setTimeout(resolve, 0)); // let the page breathe before timing
+  await yieldToBrowser(); // let the page breathe before timing
   const t0 = performance.now();
   await model.runSteps(backend, batch, steps);
   return performance.now() - t0;

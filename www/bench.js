@@ -5,7 +5,7 @@
 // table on the page and to `window.benchResult` (an array of {backend,
 // batch, steps, total_ms, ms_per_step}) and `window.benchFirstNoteMs`.
 
-import { LABELS, timeSteps } from './backend.js';
+import { LABELS, timeSteps, yieldToBrowser } from './backend.js';
 
 /** Model steps timed per (backend, batch). */
 export const BENCH_STEPS = 640;
@@ -13,8 +13,6 @@ export const BENCH_STEPS = 640;
 export const BENCH_BATCHES = [1, 10];
 /** Steps run before timing (warm-up: JIT tiers, first allocations). */
 const WARMUP_STEPS = 16;
-
-const yieldToBrowser = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 /**
  * Milliseconds from navigation start until a tiny generation (one output,

@@ -5,14 +5,14 @@
 // is awaited: on WebGPU a step ends with an asynchronous read of the
 // sampled events.
 
+import { yieldToBrowser } from './backend.js';
+
 /** Milliseconds of network work between repaints. */
 const SLICE_MS = 30;
 /** Partial notes are decoded for drawing at most this often (ms). */
 const DRAW_EVERY_MS = 150;
 /** Model steps per advance call: CPU steps take ~0.1 ms, WebGPU ones far more. */
 const STEPS_PER_CALL = { cpu: 16, webgpu: 1 };
-
-const yieldToBrowser = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 /** The backend failed while running (not a bad request): the page may retry elsewhere. */
 export class BackendError extends Error {
