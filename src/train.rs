@@ -266,7 +266,8 @@ pub fn train_step(
     autodiff: &Device,
 ) -> (Model, Counts, f64) {
     let total: f64 = sequences.iter().map(|s| s.len().saturating_sub(1) as f64).sum();
-    let parts: Vec<(Vec<&[u16]>, Rng)> = (0..ROW_PARTS.min(sequences.len()))
+    // At least one part, so that even an empty batch gets (zero) gradients.
+    let parts: Vec<(Vec<&[u16]>, Rng)> = (0..ROW_PARTS.min(sequences.len()).max(1))
         .map(|part| {
             let rows = sequences.iter().skip(part).step_by(ROW_PARTS).copied().collect();
             (rows, Rng::new(dropout_rng.next_u64()))
@@ -285,7 +286,7 @@ pub fn train_step(
         counts.add(&part_counts);
         add_gradients(&mut sums, gradients);
     }
-    let gradients = sums.unwrap_or_else(|| model.parameters().iter().map(|p| p.zeros_like()).collect());
+    let gradients = sums.expect("at least one part");
     let (updated, norm) = apply_gradients(model.parameters(), gradients, adam, &model.hparams);
     (model.with_parameters(updated), counts, norm)
 }
