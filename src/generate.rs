@@ -39,6 +39,11 @@
 //! steps, and beams are compared on exactly the events kept. A melody primer
 //! with injection works (the original crashed with an IndexError).
 //! `primer_in_output = false` leaves the primer's steps out of the output.
+//! `mask_ignored_events` (on by default) samples only events that decoding
+//! keeps: the original sampled all 259 classes, and a model that continues
+//! a pitch that is not sounding (often a semitone off the one that is)
+//! loses that voice when decoding drops the event; masked, the probability
+//! goes to the events it may take, and the texture keeps its voices.
 
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +90,11 @@ pub struct GenerateOptions {
     pub beam_size: usize,
     pub branch_factor: usize,
     pub steps_per_iteration: usize,
+    /// Samples only events that decoding keeps ([`Session::allowed`]).
+    /// The original sampled from all 259 and decoding dropped the
+    /// CONTINUED_NOTEs of pitches not sounding, which thinned the texture;
+    /// false samples as it did.
+    pub mask_ignored_events: bool,
     /// Same seed, same inputs: same outputs. `None`: from the clock.
     pub seed: Option<u64>,
 }
@@ -103,6 +113,7 @@ impl Default for GenerateOptions {
             beam_size: 1,
             branch_factor: 1,
             steps_per_iteration: 1,
+            mask_ignored_events: true,
             seed: None,
         }
     }
@@ -297,25 +308,51 @@ fn step_events(events: &[Event]) -> Vec<Vec<Event>> {
 /// Drops CONTINUED_NOTE events that continue nothing (decoding ignores
 /// them), so that a stream reads back from its MIDI file unchanged.
 pub fn drop_orphan_continuations(events: &[Event]) -> Vec<Event> {
-    let mut out = Vec::with_capacity(events.len());
-    let mut previous: Vec<u8> = Vec::new(); // sounding at the end of the last step
-    let mut current: Vec<u8> = Vec::new();
-    for &e in events {
+    let mut sounding = Sounding::default();
+    events.iter().copied().filter(|&e| sounding.accept(e)).collect()
+}
+
+/// What a CONTINUED_NOTE may continue, read event by event as decoding
+/// reads a stream: the pitches sounding at the end of the last step that
+/// this step has not continued yet (a multiset: two voices on one pitch may
+/// both go on).
+#[derive(Clone, Debug, Default)]
+struct Sounding {
+    previous: Vec<u8>,
+    current: Vec<u8>,
+}
+
+impl Sounding {
+    /// Takes the stream's next event; false (and no change) for a
+    /// CONTINUED_NOTE that continues nothing.
+    fn accept(&mut self, e: Event) -> bool {
         match e {
-            Event::NewNote(p) => current.push(p),
-            Event::ContinuedNote(p) => match previous.iter().position(|&q| q == p) {
+            Event::NewNote(p) => self.current.push(p),
+            Event::ContinuedNote(p) => match self.previous.iter().position(|&q| q == p) {
                 Some(i) => {
-                    previous.swap_remove(i);
-                    current.push(p);
+                    self.previous.swap_remove(i);
+                    self.current.push(p);
                 }
-                None => continue,
+                None => return false,
             },
-            Event::StepEnd => previous = std::mem::take(&mut current),
-            _ => {}
+            Event::StepEnd => self.previous = std::mem::take(&mut self.current),
+            Event::Start | Event::End => {}
         }
-        out.push(e);
+        true
     }
-    out
+
+    /// Marks in `allowed` (259 wide) the events that decoding keeps if they
+    /// come next: STEP_END, any NEW_NOTE, a CONTINUED_NOTE of a pitch still
+    /// to be continued; not START or END, which it ignores mid-stream.
+    fn allowed(&self, allowed: &mut [bool]) {
+        for (class, a) in allowed.iter_mut().enumerate() {
+            *a = match Event::from_class(class) {
+                Some(Event::StepEnd | Event::NewNote(_)) => true,
+                Some(Event::ContinuedNote(p)) => self.previous.contains(&p),
+                _ => false,
+            };
+        }
+    }
 }
 
 /// A model that advances a batch of sequences by one event.
@@ -380,13 +417,16 @@ impl BurnStep {
 
     /// One step with the next event chosen on the device: the `forced`
     /// class where there is one ([`Session::forced`]), else a sample from the
-    /// softmax at `temperature` (Gumbel-max: the argmax of the scaled logits
+    /// softmax at `temperature` over the `allowed` classes (`[batch, 259]`,
+    /// [`Session::allowed`]; Gumbel-max: the argmax of the scaled logits
     /// plus `-ln(-ln U)` noise is exactly such a sample). Returns `[batch, 2]`
     /// (class, log-probability) to read back and give to [`choices`].
-    pub fn sample(&mut self, inputs: &[usize], forced: &[Option<usize>], temperature: f64) -> burn::tensor::Tensor<2> {
-        use burn::tensor::Distribution;
+    pub fn sample(&mut self, inputs: &[usize], forced: &[Option<usize>], allowed: &[bool], temperature: f64) -> burn::tensor::Tensor<2> {
         use burn::tensor::activation::log_softmax;
-        let scaled = self.logits(inputs) * (1.0 / temperature) as f32;
+        use burn::tensor::{Bool, Distribution, Tensor, TensorData};
+        let allowed = Tensor::<2, Bool>::from_data(TensorData::new(allowed.to_vec(), [inputs.len(), NUM_CLASSES]), &self.model.device());
+        // Finite, so that no inf - inf can turn into NaN.
+        let scaled = (self.logits(inputs) * (1.0 / temperature) as f32).mask_fill(allowed.bool_not(), -1.0e30);
         // U in (0, 1), both ends excluded, so the noise stays finite.
         let u = burn::tensor::Tensor::<2>::random(scaled.shape(), Distribution::Uniform(1e-7, 1.0 - 1e-7), &self.model.device());
         let gumbel = u.log().neg().log().neg();
@@ -400,7 +440,7 @@ impl BurnStep {
     /// [`BurnStep::sample`] for the session's next step; `None` when it is done.
     pub fn sample_next(&mut self, session: &Session) -> Option<burn::tensor::Tensor<2>> {
         let inputs = session.inputs()?;
-        Some(self.sample(inputs, &session.forced(), session.temperature()))
+        Some(self.sample(inputs, &session.forced(), &session.allowed(), session.temperature()))
     }
 
     /// Gives the session the read-back data of [`BurnStep::sample_next`] and
@@ -473,6 +513,8 @@ struct Row {
     fed: usize,
     steps: usize,
     score: f64,
+    /// What the events fed so far leave to continue.
+    sounding: Sounding,
 }
 
 /// A row's next event as the model chose it.
@@ -488,14 +530,15 @@ impl Choice {
     const UNUSED: Choice = Choice { class: 0, log_prob: 0.0 };
 }
 
-/// Samples a row's next event from its logits (or takes the forced one) and
-/// scores it: softmax at temperature `1 / inv_t` in f64, one draw of `rng`
-/// per sampled event.
-fn host_choice(logits: &[f32], inv_t: f32, forced: Option<usize>, probs: &mut [f64], rng: &mut Rng) -> Choice {
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x * inv_t)) as f64;
+/// Samples a row's next event from its logits over the `allowed` classes
+/// (or takes the forced one) and scores it: softmax at temperature
+/// `1 / inv_t` in f64, one draw of `rng` per sampled event.
+fn host_choice(logits: &[f32], allowed: &[bool], inv_t: f32, forced: Option<usize>, probs: &mut [f64], rng: &mut Rng) -> Choice {
+    let scaled = |(&x, &a): (&f32, &bool)| if a { x * inv_t } else { f32::NEG_INFINITY };
+    let max = logits.iter().zip(allowed).map(scaled).fold(f32::NEG_INFINITY, f32::max) as f64;
     let mut sum = 0.0f64;
-    for (p, &x) in probs.iter_mut().zip(logits) {
-        *p = ((x * inv_t) as f64 - max).exp();
+    for (p, x) in probs.iter_mut().zip(logits.iter().zip(allowed).map(scaled)) {
+        *p = (x as f64 - max).exp();
         sum += *p;
     }
     let class = forced.unwrap_or_else(|| {
@@ -569,7 +612,9 @@ impl Session {
         let inject = (o.inject_primer_during_generation && primer_steps > 0).then(|| step_events(&primer));
         let group = o.beam_size * o.branch_factor;
         let start_len = start.len();
-        let row = Row { steps: encoding::num_steps(&start), events: start, fed: 0, score: 0.0 };
+        let mut sounding = Sounding::default();
+        sounding.accept(start[0]);
+        let row = Row { steps: encoding::num_steps(&start), events: start, fed: 0, score: 0.0, sounding };
         let seed = o.seed.unwrap_or_else(clock_seed);
         let mut session = Session {
             options: o.clone(),
@@ -686,6 +731,23 @@ impl Session {
             .collect()
     }
 
+    /// Which classes each row may sample, `[batch, 259]` row-major: with
+    /// `mask_ignored_events`, where the model chooses, only events that
+    /// decoding keeps (STEP_END, NEW_NOTE, CONTINUED_NOTE of a pitch
+    /// sounding and not yet continued in this step); else all.
+    pub fn allowed(&self) -> Vec<bool> {
+        let mut allowed = vec![true; self.rows.len() * NUM_CLASSES];
+        if self.options.mask_ignored_events {
+            let forced = self.forced();
+            for ((row, a), f) in self.rows.iter().zip(allowed.chunks_exact_mut(NUM_CLASSES)).zip(forced) {
+                if f.is_none() && !self.row_done(row) {
+                    row.sounding.allowed(a);
+                }
+            }
+        }
+        allowed
+    }
+
     /// The temperature the outputs are sampled at.
     pub fn temperature(&self) -> f64 {
         self.options.temperature
@@ -706,6 +768,7 @@ impl Session {
         let inv_t = (1.0 / self.options.temperature) as f32;
         let mut probs = vec![0.0f64; NUM_CLASSES];
         let forced = self.forced();
+        let allowed = self.allowed();
         let choices: Vec<Choice> = (0..self.rows.len())
             .map(|r| {
                 let row = &self.rows[r];
@@ -713,8 +776,8 @@ impl Session {
                 if self.row_done(row) || reading_primer {
                     return Choice::UNUSED;
                 }
-                let row_logits = &logits[r * NUM_CLASSES..(r + 1) * NUM_CLASSES];
-                host_choice(row_logits, inv_t, forced[r], &mut probs, &mut self.rng)
+                let span = r * NUM_CLASSES..(r + 1) * NUM_CLASSES;
+                host_choice(&logits[span.clone()], &allowed[span], inv_t, forced[r], &mut probs, &mut self.rng)
             })
             .collect();
         self.feed_choices(&choices)
@@ -730,20 +793,21 @@ impl Session {
             if self.row_done(&self.rows[r]) {
                 continue;
             }
-            self.rows[r].fed += 1;
-            let known = self.rows[r].events.get(self.rows[r].fed).copied();
-            let scored = self.rows[r].fed >= self.start_len;
-            if known.is_some() && !scored {
-                continue; // still reading the primer
-            }
+            let row = &mut self.rows[r];
+            row.fed += 1;
+            let known = row.events.get(row.fed).copied();
             let event = match known {
-                Some(e) => e, // injected
+                Some(e) => e, // the primer's or injected
                 None => {
                     let e = Event::from_class(choice.class).expect("a model chooses one of 259 classes");
-                    self.rows[r].events.push(e);
+                    row.events.push(e);
                     e
                 }
             };
+            row.sounding.accept(event);
+            if row.fed < self.start_len {
+                continue; // still reading the primer
+            }
             self.rows[r].score += choice.log_prob;
             if known.is_none() && event == Event::StepEnd {
                 self.rows[r].steps += 1;

@@ -218,12 +218,13 @@ impl Model {
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             let mut inputs = vec![0; batch];
             let forced = vec![None; batch];
+            let allowed = vec![true; batch * encoding::NUM_CLASSES];
             for step in 0..steps {
                 inputs.fill(step % encoding::NUM_CLASSES);
                 match &mut net {
                     Net::Cpu { net, logits } => net.step_into(&inputs, logits),
                     Net::WebGpu(gpu) => {
-                        gpu.sample(&inputs, &forced, 1.0)
+                        gpu.sample(&inputs, &forced, &allowed, 1.0)
                             .into_data_async()
                             .await
                             .map_err(|e| JsError::new(&format!("WebGPU failed: {e:?}")))?;

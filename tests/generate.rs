@@ -154,7 +154,7 @@ fn sampling_on_the_device_follows_the_temperature_scaled_softmax() {
         step.reset(rows);
         let mut forced = vec![None; rows];
         forced[0] = Some(200);
-        let chosen = generate::choices(step.sample(&vec![0; rows], &forced, temperature).into_data()).unwrap();
+        let chosen = generate::choices(step.sample(&vec![0; rows], &forced, &vec![true; rows * NUM_CLASSES], temperature).into_data()).unwrap();
         assert_eq!(chosen[0].class, 200, "a forced class is kept");
         assert!((chosen[0].log_prob - log_p(200)).abs() < 1e-4);
         let mut counts = vec![0usize; NUM_CLASSES];
@@ -172,6 +172,74 @@ fn sampling_on_the_device_follows_the_temperature_scaled_softmax() {
         let top = (0..NUM_CLASSES).max_by(|&a, &b| scaled[a].total_cmp(&scaled[b])).unwrap();
         assert!(log_p(top).exp() > 0.05, "the test needs a likely class to be telling");
     }
+}
+
+/// The device's sampler keeps to the allowed classes and scores a choice
+/// by the softmax renormalized over them.
+#[test]
+fn sampling_on_the_device_keeps_to_the_allowed_classes() {
+    let bundle = random_bundle(&[16, 12], 3, 4.0);
+    let rows = 3000;
+    let mut fused = FusedLstm::from_bundle(&bundle).unwrap();
+    fused.reset(1);
+    let logits = fused.step(&[0]);
+    let mut step = generate::BurnStep::new(Model::from_bundle(&bundle, &Device::flex()).unwrap());
+    step.reset(rows);
+    let kept = [Event::StepEnd.class(), Event::NewNote(60).class(), Event::ContinuedNote(64).class()];
+    let allowed: Vec<bool> = (0..rows * NUM_CLASSES).map(|i| kept.contains(&(i % NUM_CLASSES))).collect();
+    let chosen = generate::choices(step.sample(&vec![0; rows], &vec![None; rows], &allowed, 1.0).into_data()).unwrap();
+    let sum: f64 = kept.iter().map(|&c| (logits[c] as f64).exp()).sum();
+    for class in kept {
+        let p = (logits[class] as f64).exp() / sum;
+        let picked: Vec<_> = chosen.iter().filter(|c| c.class == class).collect();
+        let sigma = (p * (1.0 - p) / rows as f64).sqrt();
+        assert!((picked.len() as f64 / rows as f64 - p).abs() < 5.0 * sigma + 1e-3, "class {class}: {} of {rows}, p {p}", picked.len());
+        assert!(picked.iter().all(|c| (c.log_prob - p.ln()).abs() < 1e-4), "class {class} scored over the allowed classes");
+    }
+    assert_eq!(chosen.iter().filter(|c| !kept.contains(&c.class)).count(), 0);
+}
+
+/// A model without state that most wants to continue pitch 61, which it
+/// almost never starts: nearly all its CONTINUED_NOTEs continue nothing.
+struct Orphans;
+
+impl StepModel for Orphans {
+    fn reset(&mut self, _batch: usize) {}
+    fn step(&mut self, inputs: &[usize]) -> Vec<f32> {
+        let mut l = vec![0.0f32; NUM_CLASSES];
+        l[Event::ContinuedNote(61).class()] = 6.0;
+        l[Event::NewNote(60).class()] = 4.0;
+        l[Event::StepEnd.class()] = 4.0;
+        l[Event::End.class()] = 4.0;
+        inputs.iter().flat_map(|_| l.clone()).collect()
+    }
+    fn select_rows(&mut self, _rows: &[usize]) {}
+}
+
+/// With `mask_ignored_events` (the default) the model's streams hold only
+/// events that decoding keeps; without, they hold what the original
+/// sampled, orphans and END included.
+#[test]
+fn masking_samples_only_events_that_decoding_keeps() {
+    for mask in [true, false] {
+        let opts = GenerateOptions { mask_ignored_events: mask, ..options(4, 32, Primer::Pitches(vec![61, 64]), true, false) };
+        let mut session = generate::Session::new(&opts).unwrap();
+        while let Some(inputs) = session.inputs() {
+            let logits = Orphans.step(inputs);
+            session.feed(&logits);
+        }
+        let streams: Vec<Vec<Event>> = (0..session.batch()).map(|r| session.row_events(r).to_vec()).collect();
+        let orphans: usize = streams.iter().map(|e| e.len() - generate::drop_orphan_continuations(e).len()).sum();
+        let ends = streams.iter().flatten().filter(|e| **e == Event::End).count();
+        let continued = streams.iter().flat_map(|e| steps_of(e).into_iter().skip(4).flatten()).filter(|e| *e == Event::ContinuedNote(61)).count();
+        if mask {
+            assert_eq!((orphans, ends), (0, 0), "masked");
+            assert!(continued >= 4, "the primer's 61 goes on after the primer: {continued}");
+        } else {
+            assert!(orphans > 100 && ends > 10, "unmasked: {orphans} orphans, {ends} ENDs");
+        }
+    }
+    assert!(GenerateOptions::default().mask_ignored_events);
 }
 
 // ---------------------------------------------------------------- primers
@@ -550,10 +618,11 @@ fn the_twinkle_harmonization_that_crashed_the_original_works() {
 #[test]
 fn boolean_flags_take_the_originals_forms() {
     let dir = temp_dir("flags");
-    let bundle_file = save_small_bundle(&dir);
+    // The built-in model: a random one hardly depends on what it has read,
+    // so conditioning or not may give the same notes.
     let run = |name: &str, flags: &[&str]| -> Vec<u8> {
         let out_dir = dir.join(name);
-        let mut args = vec!["generate", "--bundle_file", &bundle_file, "--output_dir", out_dir.to_str().unwrap()];
+        let mut args = vec!["generate", "--output_dir", out_dir.to_str().unwrap()];
         args.extend_from_slice(&["--num_outputs", "1", "--num_steps", "24", "--seed", "3", "--primer_pitches", "[67, 64, 60]"]);
         args.extend_from_slice(flags);
         let out = polyphony(&args);
@@ -575,6 +644,9 @@ fn boolean_flags_take_the_originals_forms() {
     let short = run("i", &["--noprimer_in_output"]);
     assert_eq!(short, run("j", &["--primer_in_output=false"]));
     assert_ne!(short, plain);
+    let unmasked = run("k", &["--nomask_ignored_events"]);
+    assert_eq!(unmasked, run("l", &["--mask_ignored_events=false"]));
+    assert_ne!(unmasked, plain);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

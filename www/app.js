@@ -145,7 +145,7 @@ function wirePrimer() {
 // --- options --------------------------------------------------------------------
 
 const INTEGER_FIELDS = ['num_outputs', 'num_steps', 'beam_size', 'branch_factor', 'steps_per_iteration'];
-const CHECK_FIELDS = ['condition_on_primer', 'inject_primer_during_generation', 'primer_in_output'];
+const CHECK_FIELDS = ['condition_on_primer', 'inject_primer_during_generation', 'primer_in_output', 'mask_ignored_events'];
 
 /** The form as the generator's options (GenerateOptions field names). */
 function readOptions() {

@@ -592,7 +592,7 @@ fn write_bundle(run_dir: &Path, output: &Path, description: &str, half: bool) ->
 
 /// The boolean flags that take the original's forms: `--flag`,
 /// `--noflag`, `--flag=true|false`.
-const BOOLEAN_FLAGS: [&str; 4] = ["condition_on_primer", "inject_primer_during_generation", "primer_in_output", "save_generator_bundle"];
+const BOOLEAN_FLAGS: [&str; 5] = ["condition_on_primer", "inject_primer_during_generation", "primer_in_output", "mask_ignored_events", "save_generator_bundle"];
 
 /// Rewrites `--noflag` (and `--no-flag`) to `--flag=false` for [`BOOLEAN_FLAGS`].
 fn boolean_flags(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
@@ -662,6 +662,10 @@ struct GenerateArgs {
     branch_factor: usize,
     #[arg(long = "steps_per_iteration", alias = "steps-per-iteration", default_value_t = 1)]
     steps_per_iteration: usize,
+    /// Sample only events that decoding keeps (no CONTINUED_NOTE of a pitch
+    /// that is not sounding); false samples from all 259 as the original did.
+    #[arg(long = "mask_ignored_events", alias = "mask-ignored-events", num_args = 0..=1, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    mask_ignored_events: bool,
     /// Same seed and inputs, same outputs (default: from the clock).
     #[arg(long)]
     seed: Option<u64>,
@@ -734,6 +738,7 @@ fn generate_options(args: &GenerateArgs) -> Result<polyphony::generate::Generate
         beam_size: args.beam_size,
         branch_factor: args.branch_factor,
         steps_per_iteration: args.steps_per_iteration,
+        mask_ignored_events: args.mask_ignored_events,
         seed: args.seed,
     })
 }
@@ -780,7 +785,7 @@ fn generate(args: GenerateArgs) -> bool {
                 polyphony::model::Model::from_bundle(&model, &device).map(|m| {
                     let mut step = generate::BurnStep::new(m);
                     step.reset(1);
-                    let _ = step.sample(&[0], &[None], 1.0).into_data();
+                    let _ = step.sample(&[0], &[None], &[true; polyphony::encoding::NUM_CLASSES], 1.0).into_data();
                     step
                 })
             });

@@ -373,6 +373,8 @@ test('the primer and options survive a reload', async () => {
   await page.fill('#options input[name=num_outputs]', '3');
   await page.fill('#options input[name=num_steps]', '48');
   await page.fill('#options input[name=seed]', '7');
+  assert.equal(await page.isChecked('#options input[name=mask_ignored_events]'), true, 'masking is on by default');
+  await page.uncheck('#options input[name=mask_ignored_events]');
   await page.click('[data-preset=chord]');
   const before = await primerNotes();
   await page.reload();
@@ -381,6 +383,8 @@ test('the primer and options survive a reload', async () => {
   assert.equal(await page.inputValue('#options input[name=num_outputs]'), '3');
   assert.equal(await page.inputValue('#options input[name=num_steps]'), '48');
   assert.equal(await page.inputValue('#options input[name=seed]'), '7');
+  assert.equal(await page.isChecked('#options input[name=mask_ignored_events]'), false);
+  await page.check('#options input[name=mask_ignored_events]');
 });
 
 test('a request the generator refuses shows its message on the page', async () => {
