@@ -272,8 +272,10 @@ bundle_bach() {
   for precision in f32 f16; do
     "$bin" bundle --run_dir "$run" --output "$run/bach-chorales.$precision.bundle" \
       --bundle_description "$description" $([ "$precision" = f16 ] && echo --half)
+    # To a file, then its head: `| tee | head` can die of SIGPIPE under pipefail.
     "$bin" evaluate --bundle_file "$run/bach-chorales.$precision.bundle" \
-      --sequence_example_file "$data/eval_poly_tracks.polyds" | tee "$run/eval.$precision.txt" | head -2
+      --sequence_example_file "$data/eval_poly_tracks.polyds" > "$run/eval.$precision.txt"
+    head -n 2 "$run/eval.$precision.txt"
   done
   loss32=$(awk '/^loss /{print $2}' "$run/eval.f32.txt")
   loss16=$(awk '/^loss /{print $2}' "$run/eval.f16.txt")
