@@ -216,6 +216,11 @@ build_wasm() {
   fi
   local wasm="$WASM_TARGET_DIR/$WASM_TRIPLE/$WASM_PROFILE/polyphony.wasm"
   [ -f "$wasm" ] || die "cargo produced no $wasm"
+  # wasm-ld wraps each export in a run of the static constructors unless the
+  # code calls them itself (web::start does): slow calls, see src/web.rs.
+  if grep -q 'command_export' "$wasm"; then
+    die "$wasm: wasm-ld wrapped the exports in __wasm_call_ctors (.command_export); web::start must call __wasm_call_ctors"
+  fi
   # No wasm-opt: Debian's (binaryen 108) breaks wasm-bindgen's output.
   rm -rf pkg
   "$WASM_BINDGEN" --target web --remove-name-section --remove-producers-section --out-dir pkg "$wasm"

@@ -24,8 +24,20 @@ use crate::pipeline::STEPS_PER_QUARTER;
 /// Velocity of notes the page writes (the decoder's, so files match the CLI's).
 const VELOCITY: u8 = crate::encoding::DECODE_VELOCITY;
 
+unsafe extern "C" {
+    /// The module's static constructors, made by wasm-ld (burn's GPU
+    /// compiler registers its operations through the `inventory` crate).
+    fn __wasm_call_ctors();
+}
+
 #[wasm_bindgen(start)]
 pub fn start() {
+    // Run the constructors once, here, when the module starts. Without an
+    // explicit call wasm-ld links the module as a "command" and wraps every
+    // export in a call to them: each call from JavaScript then re-ran them
+    // all (~0.5 ms, and a generation's drawing of partial notes went from
+    // milliseconds to seconds). build.sh refuses a package with those wrappers.
+    unsafe { __wasm_call_ctors() };
     console_error_panic_hook::set_once();
     // cubecl reports WGSL compilation and device errors only through `log`.
     let _ = console_log::init_with_level(log::Level::Warn);
