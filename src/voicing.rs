@@ -1,6 +1,7 @@
-//! How many voices sound at each sixteenth-note step: a simple measure of how
-//! chorale-like a piece is (a Bach chorale has four voices most of the time),
-//! used for the model card's samples and for Bach's own chorales alike.
+//! How many voices sound at each sixteenth-note step, and how long notes
+//! last: a simple measure of how chorale-like a piece is (a Bach chorale has
+//! four voices most of the time, and notes of about a quarter), used for the
+//! model card's samples and for Bach's own chorales alike.
 //!
 //! A voice is a distinct sounding pitch: the event encoding cannot tell two
 //! voices in unison apart, so neither does this count.
@@ -22,6 +23,9 @@ pub struct Voicing {
     pub four_voice_steps: usize,
     /// Lowest and highest pitch, if any note sounds.
     pub range: Option<(i32, i32)>,
+    /// Notes, and their lengths in steps added up.
+    pub notes: usize,
+    pub note_steps: usize,
 }
 
 impl Voicing {
@@ -42,6 +46,8 @@ impl Voicing {
             voices: pitches.iter().map(BTreeSet::len).sum(),
             four_voice_steps: pitches.iter().filter(|p| p.len() == 4).count(),
             range,
+            notes: notes.len(),
+            note_steps: notes.iter().map(|n| (n.quantized_end_step - n.quantized_start_step.max(0)) as usize).sum(),
         }
     }
 
@@ -51,6 +57,8 @@ impl Voicing {
         self.sounding_steps += other.sounding_steps;
         self.voices += other.voices;
         self.four_voice_steps += other.four_voice_steps;
+        self.notes += other.notes;
+        self.note_steps += other.note_steps;
         self.range = match (self.range, other.range) {
             (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
             (r, None) | (None, r) => r,
@@ -60,6 +68,11 @@ impl Voicing {
     /// Mean voices over the sounding steps.
     pub fn mean_voices(&self) -> f64 {
         ratio(self.voices, self.sounding_steps)
+    }
+
+    /// Mean length of a note in steps (sixteenths).
+    pub fn mean_note_steps(&self) -> f64 {
+        ratio(self.note_steps, self.notes)
     }
 
     /// Share of the sounding steps with exactly four voices.
@@ -99,7 +112,9 @@ mod tests {
             ..NoteSequence::default()
         };
         let v = Voicing::of(&seq);
-        assert_eq!(v, Voicing { steps: 5, sounding_steps: 4, voices: 4 + 4 + 2 + 1, four_voice_steps: 2, range: Some((48, 72)) });
+        let want = Voicing { steps: 5, sounding_steps: 4, voices: 4 + 4 + 2 + 1, four_voice_steps: 2, range: Some((48, 72)), notes: 6, note_steps: 3 + 3 + 2 + 2 + 1 + 1 };
+        assert_eq!(v, want);
+        assert!((v.mean_note_steps() - 2.0).abs() < 1e-12);
         assert!((v.mean_voices() - 11.0 / 4.0).abs() < 1e-12);
         assert!((v.four_voice_share() - 0.5).abs() < 1e-12);
         let mut both = v.clone();

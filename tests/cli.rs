@@ -164,7 +164,7 @@ NEW_NOTE 60\nSTEP_END\nCONTINUED_NOTE 60\nSTEP_END\nEND\n",
         let line = stdout.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} row: {stdout}"));
         line.split_whitespace().skip(1).map(str::to_string).collect::<Vec<_>>()
     };
-    // steps, sounding, mean voices (10 / 4), four-voice share, range
-    assert_eq!(row("four.mid"), ["4", "4", "2.50", "50.0%", "48-72"]);
+    // steps, sounding, mean voices (10 / 4), four-voice share, range, mean note length (10 / 5)
+    assert_eq!(row("four.mid"), ["4", "4", "2.50", "50.0%", "48-72", "2.00"]);
     assert_eq!(row("all"), row("four.mid"));
 }

@@ -275,15 +275,19 @@ fn voicing(files: &[PathBuf]) -> bool {
     let line = |name: &str, v: &Voicing| {
         let range = v.range.map_or("-".to_string(), |(lo, hi)| format!("{lo}-{hi}"));
         println!(
-            "{name:<40} {:>6} {:>8} {:>11.2} {:>10.1}% {:>8}",
+            "{name:<40} {:>6} {:>8} {:>11.2} {:>10.1}% {:>8} {:>9.2}",
             v.steps,
             v.sounding_steps,
             v.mean_voices(),
             100.0 * v.four_voice_share(),
-            range
+            range,
+            v.mean_note_steps()
         );
     };
-    println!("{:<40} {:>6} {:>8} {:>11} {:>11} {:>8}", "file", "steps", "sounding", "mean voices", "four voices", "range");
+    println!(
+        "{:<40} {:>6} {:>8} {:>11} {:>11} {:>8} {:>9}",
+        "file", "steps", "sounding", "mean voices", "four voices", "range", "mean note"
+    );
     let (mut total, mut ok) = (Voicing::default(), true);
     for path in files {
         // Split at tempo and time-signature changes first, as the pipeline does.
