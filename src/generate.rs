@@ -345,12 +345,13 @@ impl Sounding {
     /// come next: STEP_END, any NEW_NOTE, a CONTINUED_NOTE of a pitch still
     /// to be continued; not START or END, which it ignores mid-stream.
     fn allowed(&self, allowed: &mut [bool]) {
-        for (class, a) in allowed.iter_mut().enumerate() {
-            *a = match Event::from_class(class) {
-                Some(Event::StepEnd | Event::NewNote(_)) => true,
-                Some(Event::ContinuedNote(p)) => self.previous.contains(&p),
-                _ => false,
-            };
+        allowed.fill(false);
+        allowed[Event::StepEnd.class()] = true;
+        for p in 0..=127 {
+            allowed[Event::NewNote(p).class()] = true;
+        }
+        for &p in &self.previous {
+            allowed[Event::ContinuedNote(p).class()] = true;
         }
     }
 }
@@ -736,9 +737,13 @@ impl Session {
     /// decoding keeps (STEP_END, NEW_NOTE, CONTINUED_NOTE of a pitch
     /// sounding and not yet continued in this step); else all.
     pub fn allowed(&self) -> Vec<bool> {
+        self.allowed_given(&self.forced())
+    }
+
+    /// [`Session::allowed`] with the rows' [`Session::forced`] classes at hand.
+    fn allowed_given(&self, forced: &[Option<usize>]) -> Vec<bool> {
         let mut allowed = vec![true; self.rows.len() * NUM_CLASSES];
         if self.options.mask_ignored_events {
-            let forced = self.forced();
             for ((row, a), f) in self.rows.iter().zip(allowed.chunks_exact_mut(NUM_CLASSES)).zip(forced) {
                 if f.is_none() && !self.row_done(row) {
                     row.sounding.allowed(a);
@@ -768,7 +773,7 @@ impl Session {
         let inv_t = (1.0 / self.options.temperature) as f32;
         let mut probs = vec![0.0f64; NUM_CLASSES];
         let forced = self.forced();
-        let allowed = self.allowed();
+        let allowed = self.allowed_given(&forced);
         let choices: Vec<Choice> = (0..self.rows.len())
             .map(|r| {
                 let row = &self.rows[r];

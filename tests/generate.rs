@@ -134,18 +134,23 @@ fn fused_and_burn_state_reordering_agree() {
     assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-4));
 }
 
+/// A random network's logits after START (from the fused step), and the
+/// same network as a sampler on burn's CPU device.
+fn start_logits_and_device_sampler() -> (Vec<f32>, generate::BurnStep) {
+    let bundle = random_bundle(&[16, 12], 3, 4.0);
+    let mut fused = FusedLstm::from_bundle(&bundle).unwrap();
+    fused.reset(1);
+    let logits = fused.step(&[0]);
+    (logits, generate::BurnStep::new(Model::from_bundle(&bundle, &Device::flex()).unwrap()))
+}
+
 /// The device's sampler against the softmax computed here: chosen classes
 /// as often as their probability (at two temperatures), log-probabilities
 /// equal, forced classes kept.
 #[test]
 fn sampling_on_the_device_follows_the_temperature_scaled_softmax() {
-    let bundle = random_bundle(&[16, 12], 3, 4.0);
     let rows = 6000;
-    let mut fused = FusedLstm::from_bundle(&bundle).unwrap();
-    fused.reset(1);
-    let logits = fused.step(&[0]);
-    let model = Model::from_bundle(&bundle, &Device::flex()).unwrap();
-    let mut step = generate::BurnStep::new(model);
+    let (logits, mut step) = start_logits_and_device_sampler();
     for temperature in [1.0, 0.5] {
         let scaled: Vec<f64> = logits.iter().map(|&x| x as f64 / temperature).collect();
         let max = scaled.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -178,12 +183,8 @@ fn sampling_on_the_device_follows_the_temperature_scaled_softmax() {
 /// by the softmax renormalized over them.
 #[test]
 fn sampling_on_the_device_keeps_to_the_allowed_classes() {
-    let bundle = random_bundle(&[16, 12], 3, 4.0);
     let rows = 3000;
-    let mut fused = FusedLstm::from_bundle(&bundle).unwrap();
-    fused.reset(1);
-    let logits = fused.step(&[0]);
-    let mut step = generate::BurnStep::new(Model::from_bundle(&bundle, &Device::flex()).unwrap());
+    let (logits, mut step) = start_logits_and_device_sampler();
     step.reset(rows);
     let kept = [Event::StepEnd.class(), Event::NewNote(60).class(), Event::ContinuedNote(64).class()];
     let allowed: Vec<bool> = (0..rows * NUM_CLASSES).map(|i| kept.contains(&(i % NUM_CLASSES))).collect();
