@@ -37,9 +37,8 @@ use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::encoding::NUM_CLASSES;
+use crate::encoding::{NUM_CLASSES, STEPS_PER_QUARTER};
 use crate::hparams::HParams;
-use crate::pipeline::STEPS_PER_QUARTER;
 
 /// The newest bundle layout this build writes and reads. Raise it when a
 /// change would make older builds misread a bundle (not for added keys, which
@@ -120,6 +119,9 @@ pub struct Provenance {
     /// event_accuracy, no_event_accuracy, ...
     #[serde(deserialize_with = "nan_for_null")]
     pub eval_metrics: BTreeMap<String, f64>,
+    /// The bundle the training run started from, if it was warm-started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_start: Option<String>,
 }
 
 /// Everything in a bundle besides the tensors.
@@ -148,11 +150,68 @@ pub struct NamedTensor {
     pub data: Vec<f32>,
 }
 
-/// A model's weights and metadata, independent of any tensor library.
+/// A model's weights, checked against its hparams: exactly the tensors of
+/// [`expected_shapes`], in that (network) order, every value finite. The
+/// burn model and the fused step are both built from it, so a bundle is
+/// checked once, when it is made or read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Weights {
+    tensors: Vec<NamedTensor>,
+    layer_sizes: Vec<usize>,
+}
+
+impl Weights {
+    /// Checks `tensors` against `hparams` (themselves checked) and puts
+    /// them in network order. Every problem is named, so one message tells
+    /// the whole story.
+    pub fn new(hparams: &HParams, mut tensors: Vec<NamedTensor>) -> Result<Weights, BundleError> {
+        hparams.validate().map_err(BundleError::HParams)?;
+        let expected = expected_shapes(hparams);
+        let find = |tensors: &[NamedTensor], name: &str| tensors.iter().position(|t| t.name == name);
+        let mut problems: Vec<String> = expected
+            .iter()
+            .filter_map(|(name, shape)| match find(&tensors, name).map(|i| &tensors[i]) {
+                None => Some(format!("missing tensor {name} {shape:?}")),
+                Some(t) if t.shape != *shape => Some(format!("tensor {name} has shape {:?}, expected {shape:?}", t.shape)),
+                Some(t) if t.data.len() != t.shape.iter().product::<usize>() => {
+                    Some(format!("tensor {name} holds {} values for shape {shape:?}", t.data.len()))
+                }
+                Some(_) => None,
+            })
+            .collect();
+        let unexpected = tensors.iter().filter(|t| !expected.iter().any(|(name, _)| *name == t.name));
+        problems.extend(unexpected.map(|t| format!("unexpected tensor {}", t.name)));
+        if !problems.is_empty() {
+            return Err(BundleError::Mismatch(problems.join("; ")));
+        }
+        if let Some(t) = tensors.iter().find(|t| t.data.iter().any(|v| !v.is_finite())) {
+            return Err(BundleError::Damaged(format!("tensor {} holds values that are not numbers (NaN or infinite)", t.name)));
+        }
+        tensors.sort_by_key(|t| expected.iter().position(|(name, _)| *name == t.name));
+        Ok(Weights { tensors, layer_sizes: hparams.rnn_layer_sizes.clone() })
+    }
+
+    /// The tensors in network order (see [`expected_shapes`]).
+    pub fn tensors(&self) -> &[NamedTensor] {
+        &self.tensors
+    }
+
+    /// The LSTM layers' sizes.
+    pub fn layer_sizes(&self) -> &[usize] {
+        &self.layer_sizes
+    }
+
+    pub fn into_tensors(self) -> Vec<NamedTensor> {
+        self.tensors
+    }
+}
+
+/// A model's weights and metadata, independent of any tensor library,
+/// checked when made ([`Bundle::new`]) or read ([`from_bytes`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Bundle {
     pub metadata: BundleMetadata,
-    pub tensors: Vec<NamedTensor>,
+    weights: Weights,
 }
 
 /// How tensors are stored in the file.
@@ -180,6 +239,8 @@ pub enum BundleError {
     Unsupported(String),
     #[error("bundle tensors do not fit its hparams: {0}")]
     Mismatch(String),
+    #[error("unusable bundle: {0}")]
+    HParams(crate::hparams::HParamsError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{path}: {source}")]
@@ -237,52 +298,60 @@ impl BundleMetadata {
 }
 
 impl Bundle {
-    /// The tensor called `name`, if any.
-    pub fn tensor(&self, name: &str) -> Option<&NamedTensor> {
-        self.tensors.iter().find(|t| t.name == name)
-    }
-
-    /// Checks that the bundle can drive this build's model: our encoding, and
-    /// exactly the tensors its hparams call for. Every problem is named, so
-    /// one message tells the whole story.
-    pub fn validate(&self) -> Result<(), BundleError> {
-        if self.metadata.encoding != ENCODING {
+    /// Checks that the tensors can drive this build's model: our encoding
+    /// and step, hparams that [`HParams::validate`] accepts, and exactly the
+    /// tensors they call for ([`Weights::new`]).
+    pub fn new(metadata: BundleMetadata, tensors: Vec<NamedTensor>) -> Result<Bundle, BundleError> {
+        if metadata.encoding != ENCODING {
             return Err(BundleError::Unsupported(format!(
                 "it uses the event encoding {:?}; this build knows {ENCODING:?}",
-                self.metadata.encoding
+                metadata.encoding
             )));
         }
-        let expected = expected_shapes(&self.metadata.hparams);
-        let mut problems: Vec<String> = expected.iter().filter_map(|(name, shape)| self.shape_problem(name, shape)).collect();
-        let unexpected = self.tensors.iter().filter(|t| !expected.iter().any(|(name, _)| *name == t.name));
-        problems.extend(unexpected.map(|t| format!("unexpected tensor {}", t.name)));
-        if problems.is_empty() { Ok(()) } else { Err(BundleError::Mismatch(problems.join("; "))) }
+        if metadata.steps_per_quarter != STEPS_PER_QUARTER {
+            return Err(BundleError::Unsupported(format!(
+                "it was trained at {} steps per quarter note; this build's encoding has {STEPS_PER_QUARTER}",
+                metadata.steps_per_quarter
+            )));
+        }
+        let weights = Weights::new(&metadata.hparams, tensors)?;
+        Ok(Bundle { metadata, weights })
     }
 
-    fn shape_problem(&self, name: &str, shape: &[usize]) -> Option<String> {
-        match self.tensor(name) {
-            None => Some(format!("missing tensor {name} {shape:?}")),
-            Some(t) if t.shape != shape => Some(format!("tensor {name} has shape {:?}, expected {shape:?}", t.shape)),
-            Some(_) => None,
-        }
+    pub fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
+    pub fn into_parts(self) -> (BundleMetadata, Vec<NamedTensor>) {
+        (self.metadata, self.weights.tensors)
+    }
+
+    /// The tensor called `name`, if any.
+    pub fn tensor(&self, name: &str) -> Option<&NamedTensor> {
+        self.weights.tensors.iter().find(|t| t.name == name)
     }
 }
 
 /// Writes a bundle as safetensors bytes. Tensors are laid out in name order
 /// and the JSON keys are sorted, so the same bundle always gives the same
-/// bytes. It does not check the tensors against the hparams (see
-/// [`Bundle::validate`]), so that tests can write misfits.
+/// bytes.
+pub fn to_bytes(bundle: &Bundle, precision: Precision) -> Vec<u8> {
+    write_parts(&bundle.metadata, bundle.weights.tensors(), precision)
+}
+
+/// [`to_bytes`] of any metadata and tensors, unchecked (so that tests can
+/// write bundles this build refuses to read).
 ///
 /// # Panics
 /// If a tensor's data length is not the product of its shape, or two tensors
-/// share a name: the caller built an impossible bundle.
-pub fn to_bytes(bundle: &Bundle, precision: Precision) -> Vec<u8> {
-    let mut tensors: Vec<&NamedTensor> = bundle.tensors.iter().collect();
+/// share a name: the caller built an impossible file.
+pub fn write_parts(metadata: &BundleMetadata, tensors: &[NamedTensor], precision: Precision) -> Vec<u8> {
+    let mut tensors: Vec<&NamedTensor> = tensors.iter().collect();
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
     assert!(tensors.windows(2).all(|w| w[0].name != w[1].name), "two bundle tensors share a name");
     let stored: Vec<Vec<u8>> = tensors.iter().map(|t| encode_tensor(t, precision)).collect();
 
-    let mut metadata = bundle.metadata.to_map();
+    let mut metadata = metadata.to_map();
     metadata.insert(keys::CHECKSUM, checksum(stored.iter().map(Vec::as_slice)));
     let header = header_json(&metadata, &tensors, &stored, precision);
 
@@ -293,8 +362,7 @@ pub fn to_bytes(bundle: &Bundle, precision: Precision) -> Vec<u8> {
 }
 
 /// Reads a bundle from safetensors bytes, as f32 whatever the stored
-/// precision, after checking everything [`BundleError`] lists. Tensors come
-/// back in network order, as [`expected_shapes`] lists them.
+/// precision, after checking everything [`BundleError`] lists.
 pub fn from_bytes(bytes: &[u8]) -> Result<Bundle, BundleError> {
     check_safetensors_prefix(bytes)?;
     let (header_len, header) = SafeTensors::read_metadata(bytes).map_err(structure_error)?;
@@ -305,26 +373,15 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Bundle, BundleError> {
     check_generator(&map)?;
     check_format_version(&map)?;
     let tensors = read_tensors(&header, &bytes[8 + header_len..], text_field(&map, keys::CHECKSUM)?)?;
-    let mut bundle = Bundle { metadata: BundleMetadata::from_map(&map)?, tensors };
-    bundle.validate()?;
-    let order = expected_shapes(&bundle.metadata.hparams);
-    bundle.tensors.sort_by_key(|t| order.iter().position(|(name, _)| *name == t.name));
-    Ok(bundle)
+    Bundle::new(BundleMetadata::from_map(&map)?, tensors)
 }
 
-/// Writes the bundle to `path` atomically: into a temporary file in the same
-/// folder, flushed to disk, then renamed over `path`, so a crash or a full
-/// disk never leaves a half-written bundle where a good one was.
+/// Writes the bundle to `path` atomically ([`crate::files::write_atomic`]),
+/// so a crash or a full disk never leaves a half-written bundle where a
+/// good one was.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn save(path: impl AsRef<std::path::Path>, bundle: &Bundle, precision: Precision) -> std::io::Result<()> {
-    let path = path.as_ref();
-    let file_name = path.file_name().map_or("bundle".into(), |n| n.to_string_lossy());
-    let temp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-    let written = write_synced(&temp, &to_bytes(bundle, precision)).and_then(|()| std::fs::rename(&temp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written.map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    crate::files::write_atomic(path.as_ref(), &to_bytes(bundle, precision))
 }
 
 /// Reads the bundle at `path`; errors start with the path.
@@ -334,14 +391,6 @@ pub fn load(path: impl AsRef<std::path::Path>) -> Result<Bundle, BundleError> {
     let in_file = |source| BundleError::InFile { path: path.display().to_string(), source: Box::new(source) };
     let bytes = std::fs::read(path).map_err(|e| in_file(BundleError::Io(e)))?;
     from_bytes(&bytes).map_err(in_file)
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn write_synced(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::File::create(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 fn encode_tensor(tensor: &NamedTensor, precision: Precision) -> Vec<u8> {
@@ -373,8 +422,9 @@ fn header_json(metadata: &BTreeMap<&str, String>, tensors: &[&NamedTensor], stor
     text
 }
 
-/// CRC-32 (as zlib's) over the pieces in order, written `crc32:xxxxxxxx`.
-fn checksum<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> String {
+/// CRC-32 (as zlib's) over the pieces in order, written `crc32:xxxxxxxx`
+/// (bundles and training checkpoints).
+pub(crate) fn checksum<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> String {
     let mut hasher = crc32fast::Hasher::new();
     pieces.for_each(|piece| hasher.update(piece));
     format!("crc32:{:08x}", hasher.finalize())

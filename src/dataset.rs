@@ -34,9 +34,8 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::encoding::NUM_CLASSES;
+use crate::encoding::{NUM_CLASSES, STEPS_PER_QUARTER};
 use crate::error::{Error, Result};
-use crate::pipeline::STEPS_PER_QUARTER;
 
 /// The first bytes of every dataset file.
 pub const MAGIC: &[u8; 6] = b"POLYDS";

@@ -18,7 +18,10 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 use crate::note_sequence::{DEFAULT_QPM, Note, NoteSequence, Tempo};
+use crate::step_grid::StepNote;
 
+/// Steps per quarter note: a step is a sixteenth note.
+pub const STEPS_PER_QUARTER: u32 = 4;
 /// Number of event classes (the model's input and output width).
 pub const NUM_CLASSES: usize = 259;
 /// Velocity, program and tempo of decoded notes, as the original.
@@ -181,13 +184,16 @@ pub fn set_length(events: &mut Vec<Event>, steps: usize) {
     events.push(Event::End);
 }
 
-/// Decodes events into notes at `qpm`, `steps_per_quarter` steps a quarter,
-/// velocity 100, program 0 (the original's `to_sequence`).
-///
-/// Lenient where the original raised: a CONTINUED_NOTE with nothing sounding
-/// is ignored, and notes still sounding at the end close at the final step.
-pub fn decode(events: &[Event], steps_per_quarter: u32, qpm: f64) -> NoteSequence {
-    let seconds_per_step = 60.0 / qpm / steps_per_quarter as f64;
+/// Decodes events into notes on the step grid, as the original's
+/// `to_sequence` reads a stream: NEW_NOTE starts a note at the current
+/// step, CONTINUED_NOTE keeps a sounding note of its pitch going, STEP_END
+/// advances one step and ends every sounding note that was not continued;
+/// START not first and END not last are ignored. Lenient where the original
+/// raised: a CONTINUED_NOTE with nothing sounding is ignored, and notes
+/// still sounding when a stream is cut short (no final END) close at its
+/// last step. Notes come in the order they end. Returns the notes and the
+/// steps read (each STEP_END and the final END count one).
+pub fn decode_steps(events: &[Event]) -> (Vec<StepNote>, usize) {
     let mut notes = Vec::new();
     // (pitch, start step) of sounding notes, in the order they started.
     let mut sounding: Vec<(u8, usize)> = Vec::new();
@@ -195,14 +201,7 @@ pub fn decode(events: &[Event], steps_per_quarter: u32, qpm: f64) -> NoteSequenc
     let mut to_end: Vec<u8> = Vec::new();
     let mut step = 0usize;
     let last = events.len().saturating_sub(1);
-    let mut close = |pitch: u8, start: usize, end: usize| {
-        notes.push(Note::new(
-            pitch as i32,
-            DECODE_VELOCITY,
-            start as f64 * seconds_per_step,
-            end as f64 * seconds_per_step,
-        ));
-    };
+    let note = |pitch: u8, start: usize, end: usize| StepNote::new(i32::from(pitch), start as i64, end as i64);
     for (i, event) in events.iter().enumerate() {
         match *event {
             Event::Start => {}
@@ -217,7 +216,7 @@ pub fn decode(events: &[Event], steps_per_quarter: u32, qpm: f64) -> NoteSequenc
                 sounding.retain(|&(p, start)| match to_end.iter().position(|&q| q == p) {
                     Some(k) => {
                         to_end.remove(k);
-                        close(p, start, step);
+                        notes.push(note(p, start, step));
                         false
                     }
                     None => true,
@@ -228,14 +227,24 @@ pub fn decode(events: &[Event], steps_per_quarter: u32, qpm: f64) -> NoteSequenc
         }
     }
     // A stream cut short (no final END): close what still sounds.
-    for (p, start) in sounding {
-        close(p, start, step.max(start + 1));
-    }
-    let total_steps = step.saturating_sub(1);
+    notes.extend(sounding.into_iter().map(|(p, start)| note(p, start, step.max(start + 1))));
+    (notes, step)
+}
+
+/// Decodes events into notes at `qpm`, `steps_per_quarter` steps a quarter,
+/// velocity 100, program 0 (the original's `to_sequence`; the rules are
+/// [`decode_steps`]'s).
+pub fn decode(events: &[Event], steps_per_quarter: u32, qpm: f64) -> NoteSequence {
+    let seconds_per_step = 60.0 / qpm / steps_per_quarter as f64;
+    let (steps, read) = decode_steps(events);
+    let notes = steps
+        .iter()
+        .map(|n| Note::new(n.pitch, DECODE_VELOCITY, n.start as f64 * seconds_per_step, n.end as f64 * seconds_per_step))
+        .collect();
     NoteSequence {
         notes,
         tempos: vec![Tempo { time: 0.0, qpm }],
-        total_time: seconds_per_step * total_steps as f64,
+        total_time: seconds_per_step * read.saturating_sub(1) as f64,
         ticks_per_quarter: crate::note_sequence::STANDARD_PPQ,
         ..NoteSequence::default()
     }
@@ -243,7 +252,7 @@ pub fn decode(events: &[Event], steps_per_quarter: u32, qpm: f64) -> NoteSequenc
 
 /// Default decoding: 4 steps a quarter at 120 quarters a minute.
 pub fn decode_default(events: &[Event]) -> NoteSequence {
-    decode(events, crate::pipeline::STEPS_PER_QUARTER, DEFAULT_QPM)
+    decode(events, STEPS_PER_QUARTER, DEFAULT_QPM)
 }
 
 /// Writes sequences in the text form: one event a line (or its class index),

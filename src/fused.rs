@@ -18,10 +18,10 @@
 //! The maths is exactly [`crate::model::Model::forward`]'s (TensorFlow's
 //! `BasicLSTMCell`, forget bias 1.0 added at run time), in f32.
 //!
-//! It is built from a [`Bundle`]'s host values, so it never reads a device
-//! and works in the browser as it does natively.
+//! It is built from a bundle's checked [`Weights`], host values, so it never
+//! reads a device and works in the browser as it does natively.
 
-use crate::bundle::{self, Bundle, BundleError};
+use crate::bundle::Weights;
 use crate::encoding::NUM_CLASSES;
 use crate::model::FORGET_BIAS;
 
@@ -297,25 +297,14 @@ pub struct FusedLstm {
 }
 
 impl FusedLstm {
-    /// The network of a bundle (checked against its hparams), with an empty batch.
-    pub fn from_bundle(bundle: &Bundle) -> Result<FusedLstm, BundleError> {
-        bundle.validate()?;
-        let tensors = bundle::expected_shapes(&bundle.metadata.hparams)
-            .into_iter()
-            .map(|(name, shape)| (shape, bundle.tensor(&name).expect("validated").data.clone()))
-            .collect();
-        Ok(FusedLstm::from_tensors(&bundle.metadata.hparams.rnn_layer_sizes, tensors))
-    }
-
-    /// From parameters in [`bundle::expected_shapes`] order and shapes.
-    pub fn from_tensors(layer_sizes: &[usize], tensors: Vec<(Vec<usize>, Vec<f32>)>) -> FusedLstm {
-        let mut it = tensors.into_iter();
+    /// The network of checked weights, with an empty batch.
+    pub fn new(weights: &Weights) -> FusedLstm {
+        let mut it = weights.tensors().iter().map(|t| t.data.clone());
         let mut layers = Vec::new();
         let mut input = NUM_CLASSES;
-        for (l, &hidden) in layer_sizes.iter().enumerate() {
-            let (kshape, kernel) = it.next().expect("kernel");
-            let (_, bias) = it.next().expect("bias");
-            assert_eq!(kshape, vec![input + hidden, 4 * hidden], "kernel shape of layer {l}");
+        for (l, &hidden) in weights.layer_sizes().iter().enumerate() {
+            let kernel = it.next().expect("kernel");
+            let bias = it.next().expect("bias");
             let cols = 4 * hidden;
             let (lookup, packed) = if l == 0 {
                 (Some(kernel[..input * cols].to_vec()), Packed::new(&kernel, cols, input, hidden))
@@ -327,9 +316,8 @@ impl FusedLstm {
             layers.push(Layer { input, hidden, lookup, packed, bias: padded_bias });
             input = hidden;
         }
-        let (dshape, dense) = it.next().expect("dense weights");
-        assert_eq!(dshape, vec![input, NUM_CLASSES], "dense weights shape");
-        let (_, mut dense_bias) = it.next().expect("dense biases");
+        let dense = it.next().expect("dense weights");
+        let mut dense_bias = it.next().expect("dense biases");
         let dense = Packed::new(&dense, NUM_CLASSES, 0, input);
         dense_bias.resize(dense.stride(), 0.0);
         let mut net = FusedLstm { layers, dense, dense_bias, batch: 0, h: Vec::new(), c: Vec::new(), z: Vec::new(), xh: Vec::new() };

@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::encoding::NUM_CLASSES;
+use crate::limits::{self, LimitError};
+
 /// The model and training hyper-parameters, with the original's defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HParams {
@@ -26,36 +29,86 @@ impl Default for HParams {
     }
 }
 
+/// Why hyper-parameters cannot be used: a value out of its range, or an
+/// override that does not parse.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum HParamsError {
+    #[error("hparam {name} must be {rule}, got {value}")]
+    OutOfRange { name: &'static str, rule: &'static str, value: String },
+    #[error("hparams: {0}")]
+    Limit(#[from] LimitError),
+    #[error("hparams: expected name=value, got {0:?}")]
+    NotAnAssignment(String),
+    #[error("hparam {name}: {value:?} is not {what}")]
+    Unreadable { name: String, value: String, what: &'static str },
+    #[error("unknown hparam {0:?} (known: batch_size, rnn_layer_sizes, dropout_keep_prob, clip_norm, learning_rate)")]
+    Unknown(String),
+}
+
 impl HParams {
-    /// Applies overrides written as the original's `--hparams` string:
-    /// `batch_size=64,rnn_layer_sizes=[256,256,256],learning_rate=0.001`.
-    pub fn with_overrides(mut self, text: &str) -> Result<HParams, String> {
+    /// Checks every value, wherever hparams come from (flags, checkpoints,
+    /// bundles, imported models): positive sizes within [`crate::limits`],
+    /// a keep probability in (0, 1], a positive finite clip norm and
+    /// learning rate. A model that passes can be built and trained.
+    pub fn validate(&self) -> Result<(), HParamsError> {
+        let range = |name, rule, value: &dyn std::fmt::Display| Err(HParamsError::OutOfRange { name, rule, value: value.to_string() });
+        if self.batch_size == 0 {
+            return range("batch_size", "at least 1", &self.batch_size);
+        }
+        limits::check("batch_size", self.batch_size, limits::MAX_BATCH_SIZE)?;
+        if self.rnn_layer_sizes.is_empty() {
+            return range("rnn_layer_sizes", "a list of at least one layer", &"[]");
+        }
+        limits::check("the number of LSTM layers", self.rnn_layer_sizes.len(), limits::MAX_LAYERS)?;
+        for &size in &self.rnn_layer_sizes {
+            if size == 0 {
+                return range("rnn_layer_sizes", "a list of positive sizes", &format!("{:?}", self.rnn_layer_sizes));
+            }
+            limits::check("an LSTM layer's size", size, limits::MAX_LAYER_SIZE)?;
+        }
+        limits::check("the model's parameter count", self.parameter_count(), limits::MAX_PARAMETERS)?;
+        if !(self.dropout_keep_prob > 0.0 && self.dropout_keep_prob <= 1.0) {
+            return range("dropout_keep_prob", "in (0, 1]", &self.dropout_keep_prob);
+        }
+        if !(self.clip_norm > 0.0 && self.clip_norm.is_finite()) {
+            return range("clip_norm", "a positive number", &self.clip_norm);
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return range("learning_rate", "a positive number", &self.learning_rate);
+        }
+        Ok(())
+    }
+
+    /// Weights of the network these hparams describe (saturating: the
+    /// sizes may not have been checked yet).
+    pub fn parameter_count(&self) -> usize {
+        let mut total = 0usize;
+        let mut input = NUM_CLASSES;
+        for &hidden in &self.rnn_layer_sizes {
+            let gates = hidden.saturating_mul(4);
+            total = total.saturating_add(input.saturating_add(hidden).saturating_mul(gates)).saturating_add(gates);
+            input = hidden;
+        }
+        total.saturating_add(input.saturating_mul(NUM_CLASSES)).saturating_add(NUM_CLASSES)
+    }
+
+    /// Applies overrides written as the original's `--hparams` string
+    /// (`batch_size=64,rnn_layer_sizes=[256,256,256],learning_rate=0.001`)
+    /// and checks the result ([`HParams::validate`]).
+    pub fn with_overrides(mut self, text: &str) -> Result<HParams, HParamsError> {
         for (name, value) in split_assignments(text)? {
-            let number = |v: &str| v.parse::<f64>().map_err(|_| format!("hparam {name}: {v:?} is not a number"));
+            let unreadable = |what| HParamsError::Unreadable { name: name.clone(), value: value.clone(), what };
+            let number = |v: &str| v.parse::<f64>().map_err(|_| unreadable("a number"));
             match name.as_str() {
-                "batch_size" => {
-                    self.batch_size = value
-                        .parse()
-                        .ok()
-                        .filter(|b| *b > 0)
-                        .ok_or_else(|| format!("hparam batch_size: {value:?} is not a positive integer"))?
-                }
-                "rnn_layer_sizes" => self.rnn_layer_sizes = parse_sizes(&value)?,
-                "dropout_keep_prob" => {
-                    self.dropout_keep_prob = number(&value)?;
-                    if !(self.dropout_keep_prob > 0.0 && self.dropout_keep_prob <= 1.0) {
-                        return Err(format!("hparam dropout_keep_prob must be in (0, 1], got {value}"));
-                    }
-                }
+                "batch_size" => self.batch_size = value.parse().map_err(|_| unreadable("a positive integer"))?,
+                "rnn_layer_sizes" => self.rnn_layer_sizes = parse_sizes(&value).ok_or_else(|| unreadable("a list of positive integers"))?,
+                "dropout_keep_prob" => self.dropout_keep_prob = number(&value)?,
                 "clip_norm" => self.clip_norm = number(&value)?,
                 "learning_rate" => self.learning_rate = number(&value)?,
-                _ => {
-                    return Err(format!(
-                        "unknown hparam {name:?} (known: batch_size, rnn_layer_sizes, dropout_keep_prob, clip_norm, learning_rate)"
-                    ));
-                }
+                _ => return Err(HParamsError::Unknown(name)),
             }
         }
+        self.validate()?;
         Ok(self)
     }
 
@@ -80,7 +133,7 @@ impl HParams {
 }
 
 /// Splits `a=1,b=[1,2],c=x` at the commas outside brackets.
-fn split_assignments(text: &str) -> Result<Vec<(String, String)>, String> {
+fn split_assignments(text: &str) -> Result<Vec<(String, String)>, HParamsError> {
     let mut parts = Vec::new();
     let (mut depth, mut start) = (0i32, 0usize);
     for (i, ch) in text.char_indices() {
@@ -99,24 +152,19 @@ fn split_assignments(text: &str) -> Result<Vec<(String, String)>, String> {
         .into_iter()
         .filter(|p| !p.trim().is_empty())
         .map(|p| {
-            let (name, value) = p.split_once('=').ok_or_else(|| format!("hparams: expected name=value, got {p:?}"))?;
+            let (name, value) = p.split_once('=').ok_or_else(|| HParamsError::NotAnAssignment(p.to_string()))?;
             Ok((name.trim().to_string(), value.trim().to_string()))
         })
         .collect()
 }
 
-/// `[256,256,256]` (brackets optional).
-fn parse_sizes(value: &str) -> Result<Vec<usize>, String> {
+/// `[256,256,256]` (brackets optional); sizes are checked by `validate`.
+fn parse_sizes(value: &str) -> Option<Vec<usize>> {
     let inner = value.trim().trim_start_matches('[').trim_end_matches(']');
-    let sizes: Vec<usize> = inner
-        .split(',')
-        .map(|s| s.trim().parse::<usize>().ok().filter(|n| *n > 0))
-        .collect::<Option<_>>()
-        .ok_or_else(|| format!("hparam rnn_layer_sizes: {value:?} is not a list of positive integers"))?;
-    if sizes.is_empty() {
-        return Err("hparam rnn_layer_sizes must name at least one layer".into());
+    if inner.trim().is_empty() {
+        return Some(Vec::new());
     }
-    Ok(sizes)
+    inner.split(',').map(|s| s.trim().parse::<usize>().ok()).collect()
 }
 
 #[cfg(test)]
@@ -139,5 +187,31 @@ mod tests {
         for bad in ["batch_size=0", "rnn_layer_sizes=[a]", "nope=1", "learning_rate", "dropout_keep_prob=2"] {
             assert!(HParams::default().with_overrides(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Values that once slipped through (a bundle or checkpoint saying so
+    /// reached a division by zero or a shape out of bounds) are refused by
+    /// `validate`, with the value named.
+    #[test]
+    fn validate_refuses_what_cannot_be_built_or_trained() {
+        let cases: [(&str, fn(&mut HParams)); 9] = [
+            ("batch_size must be at least 1, got 0", |h| h.batch_size = 0),
+            ("rnn_layer_sizes must be a list of at least one layer", |h| h.rnn_layer_sizes.clear()),
+            ("rnn_layer_sizes must be a list of positive sizes", |h| h.rnn_layer_sizes = vec![0]),
+            ("an LSTM layer's size is 100000", |h| h.rnn_layer_sizes = vec![100_000]),
+            ("dropout_keep_prob must be in (0, 1], got 0", |h| h.dropout_keep_prob = 0.0),
+            ("dropout_keep_prob must be in (0, 1], got 2", |h| h.dropout_keep_prob = 2.0),
+            ("clip_norm must be a positive number, got -1", |h| h.clip_norm = -1.0),
+            ("learning_rate must be a positive number, got NaN", |h| h.learning_rate = f64::NAN),
+            ("batch_size is 100000000", |h| h.batch_size = 100_000_000),
+        ];
+        for (message, edit) in cases {
+            let mut h = HParams::default();
+            edit(&mut h);
+            let got = h.validate().unwrap_err().to_string();
+            assert!(got.contains(message), "{got:?} should say {message:?}");
+        }
+        assert_eq!(HParams::default().validate(), Ok(()));
+        assert_eq!(HParams::default().parameter_count(), 515 * 1024 + 1024 + 2 * (512 * 1024 + 1024) + 256 * 259 + 259);
     }
 }

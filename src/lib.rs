@@ -1,38 +1,59 @@
 //! Polyphony: a faithful and better re-implementation of Magenta's Polyphony
 //! RNN, built for the browser (wasm32) and natively.
 //!
-//! The map of the crate follows the domain:
-//! - [`note_sequence`]: the in-memory music type;
-//! - [`midi`] and [`musicxml`]: reading (and writing) music files into it;
+//! The modules, in the order the music flows through them:
+//! - files: [`music_file`] picks the reader by name: [`midi`] and
+//!   [`musicxml`] read (and write) music files;
+//! - note sequences: [`note_sequence`], the in-memory music, and
+//!   [`step_grid`], notes counted in sixteenth steps (what the page draws);
 //! - [`pipeline`]: splitting, quantizing, transposing and extracting, as the
 //!   original's dataset pipeline does;
-//! - [`encoding`]: the 259-class polyphonic event encoding and its text form;
-//! - [`bundle`]: the one-file model (weights, hparams, provenance) in safetensors;
-//! - [`web`]: the face JavaScript sees (wasm32 only).
+//! - events: [`encoding`], the 259-class polyphonic event encoding;
+//! - [`dataset`]: training and eval sets of encoded pieces on disk;
+//! - model: [`hparams`], [`bundle`] (the one-file model), [`model`] (burn's
+//!   network, for training and the GPU) and [`fused`] (the fast CPU step);
+//! - training: [`train`], with [`metrics`] and [`plot`] (learning curves);
+//! - [`generate`]: primers, decoding rules, sessions, backends;
+//! - [`export`]: a generated piece as a file (MIDI);
+//! - measuring: [`voicing`] (how chorale-like a piece is), [`bench`];
+//! - adapters: [`web`] (the face JavaScript sees, wasm32 only) and the
+//!   `polyphony` binary.
+//!
+//! Shared by all: [`error`] (reading music), [`limits`] (every bound an
+//! input must keep), [`files`] (writes that lose nothing), [`rng`],
+//! [`timestamp`].
 
-#[cfg(not(target_arch = "wasm32"))]
-pub mod bench;
-pub mod bundle;
-pub mod dataset;
-pub mod encoding;
 pub mod error;
-pub mod fused;
-pub mod generate;
-pub mod hparams;
-pub mod midi;
-pub mod model;
-pub mod music_file;
-pub mod musicxml;
-pub mod note_sequence;
-pub mod pipeline;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod plot;
+pub mod limits;
 pub mod rng;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod files;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod timestamp;
+
+pub mod music_file;
+pub mod midi;
+pub mod musicxml;
+pub mod note_sequence;
+pub mod step_grid;
+pub mod pipeline;
+pub mod encoding;
+pub mod dataset;
+pub mod hparams;
+pub mod bundle;
+pub mod model;
+pub mod fused;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod metrics;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod plot;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
+pub mod generate;
+pub mod export;
 pub mod voicing;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 

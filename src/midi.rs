@@ -1065,6 +1065,15 @@ mod tests {
     }
 }
 
+/// A playable MIDI file of a piece, as every command and the page write
+/// one: [`write_midi`] after [`separate_unisons`], so that the file reads
+/// back to the same events.
+pub fn write_playable(seq: &NoteSequence) -> Vec<u8> {
+    let mut seq = seq.clone();
+    separate_unisons(&mut seq);
+    write_midi(&seq)
+}
+
 /// Moves each note that overlaps a sounding note of the same pitch to another
 /// instrument (so another track and channel when written).
 ///
@@ -1074,7 +1083,7 @@ mod tests {
 /// over channels makes our own MIDI files read back to the same events.
 /// Notes that do not collide stay on their instrument, so ordinary output is
 /// written exactly as the original writes it.
-pub fn separate_unisons(seq: &mut NoteSequence) {
+fn separate_unisons(seq: &mut NoteSequence) {
     let mut order: Vec<usize> = (0..seq.notes.len()).collect();
     order.sort_by(|&a, &b| seq.notes[a].start_time.total_cmp(&seq.notes[b].start_time));
     // (instrument, pitch, start, end) of the notes placed so far.

@@ -22,9 +22,9 @@
 use burn::tensor::activation::{sigmoid, tanh};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::bundle::{self, Bundle, BundleError};
+use crate::bundle::{self, Bundle};
 #[cfg(not(target_arch = "wasm32"))]
-use crate::bundle::{BundleMetadata, NamedTensor};
+use crate::bundle::{BundleError, BundleMetadata, NamedTensor};
 use crate::encoding::NUM_CLASSES;
 use crate::hparams::HParams;
 use crate::rng::Rng;
@@ -166,27 +166,23 @@ impl Model {
         Model { hparams: self.hparams.clone(), cells, dense_weights: next(), dense_biases: next() }
     }
 
-    /// The network of a bundle, after checking that its tensors fit its hparams.
-    pub fn from_bundle(bundle: &Bundle, device: &Device) -> Result<Model, BundleError> {
-        bundle.validate()?;
-        let hparams = &bundle.metadata.hparams;
-        let tensors = bundle::expected_shapes(hparams)
-            .into_iter()
-            .map(|(name, shape)| (shape, bundle.tensor(&name).expect("validated").data.clone()))
-            .collect();
-        Ok(Model::from_tensors(hparams, tensors, device))
+    /// The network of a bundle (checked when it was made or read).
+    pub fn from_bundle(bundle: &Bundle, device: &Device) -> Model {
+        let tensors = bundle.weights().tensors().iter().map(|t| (t.shape.clone(), t.data.clone())).collect();
+        Model::from_tensors(&bundle.metadata.hparams, tensors, device)
     }
 
-    /// The weights as a bundle with the given metadata. Reads the device
-    /// synchronously, so native only.
+    /// The weights as a bundle with the given metadata (and this model's
+    /// hparams); refused when they are not numbers (a diverged run). Reads
+    /// the device synchronously, so native only.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn to_bundle(&self, metadata: BundleMetadata) -> Bundle {
+    pub fn to_bundle(&self, metadata: BundleMetadata) -> Result<Bundle, BundleError> {
         let tensors = bundle::expected_shapes(&self.hparams)
             .into_iter()
             .zip(self.parameters())
             .map(|((name, shape), t)| NamedTensor { name, shape, data: host_values(t) })
             .collect();
-        Bundle { metadata: BundleMetadata { hparams: self.hparams.clone(), ..metadata }, tensors }
+        Bundle::new(BundleMetadata { hparams: self.hparams.clone(), ..metadata }, tensors)
     }
 
     pub fn device(&self) -> Device {

@@ -26,13 +26,16 @@ pub fn is_music_file_name(file_name: &str) -> bool {
 }
 
 /// Reads MIDI (.mid, .midi), MusicXML (.xml, .musicxml) or compressed MusicXML (.mxl).
+/// At most [`crate::limits::MAX_NOTES`] notes.
 pub fn read_music_bytes(file_name: &str, bytes: &[u8]) -> Result<NoteSequence> {
-    match kind(file_name) {
+    let seq = match kind(file_name) {
         Some(Kind::Midi) => crate::midi::read_midi(bytes),
         Some(Kind::CompressedMusicXml) => crate::musicxml::read_mxl(bytes),
         Some(Kind::MusicXml) => crate::musicxml::read_musicxml(bytes),
         None => Err(Error::Invalid("unknown file type: expected .mid, .midi, .xml, .musicxml or .mxl".into())),
-    }
+    }?;
+    crate::limits::check("notes in the file", seq.notes.len(), crate::limits::MAX_NOTES).map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok(seq)
 }
 
 /// Reads a music file from disk (native only).

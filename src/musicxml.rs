@@ -61,12 +61,23 @@ pub fn read_mxl(bytes: &[u8]) -> Result<NoteSequence> {
     read_musicxml(&score)
 }
 
+/// An entry's bytes, inflated up to [`crate::limits::MAX_INFLATED_BYTES`]
+/// (a small archive can hold an entry that inflates to gigabytes).
 fn read_entry(archive: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>, name: &str) -> Result<Vec<u8>> {
-    let mut entry = archive.by_name(name).map_err(|e| err(format!("{name}: {e}")))?;
+    let limit = crate::limits::MAX_INFLATED_BYTES;
+    let too_large = |size: u64| err(format!("{name}: {}", crate::limits::LimitError { what: "the inflated size in bytes", found: size.into(), limit: limit.into() }));
+    let entry = archive.by_name(name).map_err(|e| err(format!("{name}: {e}")))?;
+    if entry.size() > limit {
+        return Err(too_large(entry.size()));
+    }
     let mut data = Vec::new();
     entry
+        .take(limit + 1)
         .read_to_end(&mut data)
         .map_err(|e| err(format!("cannot decompress {name}: {e}")))?;
+    if data.len() as u64 > limit {
+        return Err(too_large(data.len() as u64));
+    }
     Ok(data)
 }
 
@@ -150,17 +161,23 @@ fn int_child(node: Node, name: &str) -> Result<i64> {
 struct Fraction(i64, i64);
 
 impl Fraction {
+    /// Reduced in 128 bits, so that no value of the file can overflow.
     fn new(n: i64, d: i64) -> Result<Fraction> {
         if d == 0 {
             return Err(err("time signature or measure with a zero denominator"));
         }
-        let g = gcd(n, d).max(1) * d.signum();
-        Ok(Fraction(n / g, d / g))
+        let g = i128::from(gcd(n.unsigned_abs(), d.unsigned_abs()).max(1)) * i128::from(d.signum());
+        let part = |x: i64| i64::try_from(i128::from(x) / g).map_err(|_| err(format!("time signature or measure length {n}/{d} is too large")));
+        Ok(Fraction(part(n)?, part(d)?))
     }
 }
 
-fn gcd(a: i64, b: i64) -> i64 {
-    if b == 0 { a.abs() } else { gcd(b, a % b) }
+fn saturating_i32(x: i64) -> i32 {
+    i32::try_from(x).unwrap_or(if x < 0 { i32::MIN } else { i32::MAX })
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// A time signature as the parser tracks it; `time` is 0 unless set.
@@ -255,7 +272,7 @@ impl Parser {
             time_signatures: self
                 .signatures
                 .iter()
-                .map(|s| TimeSignature { time: s.time, numerator: s.numerator as i32, denominator: s.denominator as i32 })
+                .map(|s| TimeSignature { time: s.time, numerator: saturating_i32(s.numerator), denominator: saturating_i32(s.denominator) })
                 .collect(),
             total_time: self.total_time,
             ticks_per_quarter: PPQ as u16,
@@ -320,7 +337,7 @@ impl Parser {
         for item in Self::measure_items(measure)? {
             let node = match item {
                 Item::Rest { duration } => {
-                    length += duration;
+                    length = length.saturating_add(duration);
                     self.synthetic_rest(duration);
                     continue;
                 }
@@ -340,7 +357,7 @@ impl Parser {
                 "note" => {
                     if let Some((duration, counts)) = self.note(node, part)? {
                         if counts {
-                            length += duration;
+                            length = length.saturating_add(duration);
                         }
                     }
                 }
@@ -537,7 +554,9 @@ impl Parser {
         };
         let octave = int_child(node, "octave")?;
         let class = (class + alter.trunc() as i64).rem_euclid(12);
-        Ok(12 + class + octave * 12 + self.transpose)
+        // Saturating: a wild octave becomes a pitch far out of range, which
+        // is reported as such, never an overflow.
+        Ok(octave.saturating_mul(12).saturating_add(12 + class).saturating_add(self.transpose))
     }
 
     /// The original's `_fix_time_signature`: decides the measure's time
@@ -548,7 +567,7 @@ impl Parser {
         written: Option<Signature>,
         start_time: f64,
     ) -> Result<Option<Signature>> {
-        let actual = Fraction::new(length, self.divisions * 4)?;
+        let actual = Fraction::new(length, self.divisions.saturating_mul(4))?;
         let Some(current) = self.signature else {
             let s = Signature { numerator: actual.0, denominator: actual.1, time: 0.0 };
             self.signature = Some(s);

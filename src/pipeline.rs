@@ -9,11 +9,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::encoding::{self, Event};
+use crate::encoding::{self, Event, STEPS_PER_QUARTER};
 use crate::note_sequence::{DEFAULT_QPM, NoteSequence, Tempo, TimeSignature};
 
-/// Steps per quarter note of the model (sixteenth notes).
-pub const STEPS_PER_QUARTER: u32 = 4;
 /// Sequences shorter than this many steps are discarded.
 pub const MIN_STEPS: usize = 80;
 /// Sequences longer than this many steps are discarded (not split).

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::train::LogRecord;
+use crate::metrics::LogRecord;
 
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 360.0;
@@ -12,9 +12,7 @@ const MARGIN: f64 = 48.0;
 
 /// Writes `curves.svg` into the run directory.
 pub fn write_curves(run_dir: &Path, records: &[LogRecord]) -> std::io::Result<()> {
-    let tmp = run_dir.join("curves.svg.tmp");
-    std::fs::write(&tmp, curves_svg(records))?;
-    std::fs::rename(tmp, run_dir.join("curves.svg"))
+    crate::files::write_atomic(&run_dir.join("curves.svg"), curves_svg(records).as_bytes())
 }
 
 /// The SVG text: one polyline per kind ("train", "eval"), axes with the

@@ -6,7 +6,7 @@
 //! A voice is a distinct sounding pitch: the event encoding cannot tell two
 //! voices in unison apart, so neither does this count.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use crate::note_sequence::NoteSequence;
 
@@ -30,25 +30,58 @@ pub struct Voicing {
 
 impl Voicing {
     /// Counts a quantized sequence's voices step by step (drums left out).
+    /// Sweeps the notes' starts and ends, so the work grows with the notes,
+    /// not with their lengths.
     pub fn of(seq: &NoteSequence) -> Voicing {
         let notes: Vec<_> = seq.notes.iter().filter(|n| !n.is_drum && n.quantized_end_step > n.quantized_start_step).collect();
         let steps = notes.iter().map(|n| n.quantized_end_step).max().unwrap_or(0).max(0) as usize;
-        let mut pitches = vec![BTreeSet::new(); steps];
+        // (step, +1 start / -1 end, pitch), ends before starts at one step.
+        let mut changes: Vec<(i64, i32, i32)> = Vec::with_capacity(2 * notes.len());
         for n in &notes {
-            for s in n.quantized_start_step.max(0)..n.quantized_end_step {
-                pitches[s as usize].insert(n.pitch);
+            changes.push((n.quantized_start_step.max(0), 1, n.pitch));
+            changes.push((n.quantized_end_step, -1, n.pitch));
+        }
+        changes.sort_unstable();
+        let mut sounding: BTreeMap<i32, usize> = BTreeMap::new();
+        let (mut sounding_steps, mut voices, mut four_voice_steps) = (0usize, 0usize, 0usize);
+        for (i, &(step, change, pitch)) in changes.iter().enumerate() {
+            if change > 0 {
+                *sounding.entry(pitch).or_default() += 1;
+            } else if let Some(count) = sounding.get_mut(&pitch) {
+                *count -= 1;
+                if *count == 0 {
+                    sounding.remove(&pitch);
+                }
             }
+            let until = changes.get(i + 1).map_or(step, |c| c.0);
+            let span = (until - step) as usize;
+            let distinct = sounding.len();
+            sounding_steps += if distinct > 0 { span } else { 0 };
+            voices += distinct * span;
+            four_voice_steps += if distinct == 4 { span } else { 0 };
         }
         let range = notes.iter().map(|n| n.pitch).min().zip(notes.iter().map(|n| n.pitch).max());
         Voicing {
             steps,
-            sounding_steps: pitches.iter().filter(|p| !p.is_empty()).count(),
-            voices: pitches.iter().map(BTreeSet::len).sum(),
-            four_voice_steps: pitches.iter().filter(|p| p.len() == 4).count(),
+            sounding_steps,
+            voices,
+            four_voice_steps,
             range,
             notes: notes.len(),
             note_steps: notes.iter().map(|n| (n.quantized_end_step - n.quantized_start_step.max(0)) as usize).sum(),
         }
+    }
+
+    /// The voicing of a whole piece read from a file: split at tempo and
+    /// time-signature changes and quantized, as the pipeline does.
+    pub fn of_piece(seq: &NoteSequence) -> crate::Result<Voicing> {
+        let mut v = Voicing::default();
+        for part in crate::pipeline::split_on_time_changes(seq) {
+            let quantized = crate::pipeline::quantize(&part, crate::encoding::STEPS_PER_QUARTER)
+                .map_err(|d| crate::Error::Invalid(format!("cannot quantize: {d}")))?;
+            v.add(&Voicing::of(&quantized));
+        }
+        Ok(v)
     }
 
     /// This and `other` together (ranges joined).
@@ -122,5 +155,13 @@ mod tests {
         assert_eq!(both, v);
         both.add(&v);
         assert_eq!((both.steps, both.four_voice_steps, both.range), (10, 4, Some((48, 72))));
+    }
+
+    /// One note ten million steps long costs no more than a short one.
+    #[test]
+    fn a_very_long_note_is_counted_without_a_step_by_step_walk() {
+        let seq = NoteSequence { notes: vec![note(60, 0, 10_000_000), note(64, 5, 9_000_000)], ..NoteSequence::default() };
+        let v = Voicing::of(&seq);
+        assert_eq!((v.steps, v.sounding_steps, v.voices), (10_000_000, 10_000_000, 10_000_000 + 8_999_995));
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use polyphony::bundle::{
     self, BUNDLE_FORMAT_VERSION, Bundle, BundleError, BundleMetadata, DENSE_BIASES, DENSE_WEIGHTS, NamedTensor, Precision,
-    Provenance, expected_shapes, from_bytes, lstm_bias_name, lstm_kernel_name, to_bytes,
+    Provenance, expected_shapes, from_bytes, lstm_bias_name, lstm_kernel_name, to_bytes, write_parts,
 };
 use polyphony::hparams::HParams;
 
@@ -58,8 +58,9 @@ fn sample_bundle(params: HParams) -> Bundle {
             ("event_accuracy".into(), 0.61),
             ("no_event_accuracy".into(), 0.99),
         ]),
+        warm_start: None,
     });
-    Bundle { metadata, tensors }
+    Bundle::new(metadata, tensors).unwrap()
 }
 
 /// A model small enough to cut and flip everywhere.
@@ -126,9 +127,10 @@ fn f32_round_trip_is_bit_exact_and_deterministic() {
     assert_eq!(loaded.metadata, original.metadata);
     assert_eq!(loaded.metadata.format_version, BUNDLE_FORMAT_VERSION);
     assert_eq!(loaded.metadata.library_version, polyphony::VERSION);
-    let names = |b: &Bundle| b.tensors.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+    let names = |b: &Bundle| b.weights().tensors().iter().map(|t| t.name.clone()).collect::<Vec<_>>();
     assert_eq!(names(&loaded), names(&original), "tensors come back in network order");
-    for (tensor, back) in original.tensors.iter().zip(&loaded.tensors) {
+    assert_eq!(names(&loaded), expected_shapes(&HParams::default()).into_iter().map(|(n, _)| n).collect::<Vec<_>>());
+    for (tensor, back) in original.weights().tensors().iter().zip(loaded.weights().tensors()) {
         assert_eq!(back.shape, tensor.shape);
         let bits = |t: &NamedTensor| t.data.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert!(bits(back) == bits(tensor), "{} changed", tensor.name);
@@ -145,7 +147,7 @@ fn f16_round_trip_keeps_half_precision_in_half_the_size() {
 
     let loaded = from_bytes(&half).unwrap();
     assert_eq!(loaded.metadata, original.metadata);
-    for tensor in &original.tensors {
+    for tensor in original.weights().tensors() {
         let back = loaded.tensor(&tensor.name).unwrap();
         assert_eq!(back.shape, tensor.shape);
         for (&x, &y) in tensor.data.iter().zip(&back.data) {
@@ -272,19 +274,19 @@ fn a_newer_format_asks_for_an_upgrade() {
 
 #[test]
 fn tensors_that_do_not_fit_the_hparams_are_named() {
-    let mut missing = small_bundle();
-    missing.tensors.retain(|t| t.name != DENSE_BIASES);
+    let (metadata, mut missing) = small_bundle().into_parts();
+    missing.retain(|t| t.name != DENSE_BIASES);
     assert_eq!(
-        refusal(&to_bytes(&missing, Precision::F32)),
+        refusal(&write_parts(&metadata, &missing, Precision::F32)),
         "bundle tensors do not fit its hparams: missing tensor fully_connected/biases [259]"
     );
 
-    let mut reshaped = small_bundle();
-    let kernel = reshaped.tensors.iter_mut().find(|t| t.name == lstm_kernel_name(1)).unwrap();
+    let (metadata, mut reshaped) = small_bundle().into_parts();
+    let kernel = reshaped.iter_mut().find(|t| t.name == lstm_kernel_name(1)).unwrap();
     kernel.shape = vec![16, 6];
     kernel.data.truncate(96);
     assert_eq!(
-        refusal(&to_bytes(&reshaped, Precision::F32)),
+        refusal(&write_parts(&metadata, &reshaped, Precision::F32)),
         "bundle tensors do not fit its hparams: tensor rnn/multi_rnn_cell/cell_1/basic_lstm_cell/kernel has shape [16, 6], expected [12, 16]"
     );
 
@@ -293,6 +295,36 @@ fn tensors_that_do_not_fit_the_hparams_are_named() {
     let message = refusal(&to_bytes(&other_hparams, Precision::F32));
     assert!(message.contains("unexpected tensor rnn/multi_rnn_cell/cell_1/basic_lstm_cell/kernel"), "{message}");
     assert!(message.contains("tensor fully_connected/weights has shape [4, 259], expected [8, 259]"), "{message}");
+}
+
+/// Hparams no network can have (which once reached a division by zero or a
+/// shape out of bounds) and weights that are not numbers (which once made
+/// generation loop forever) are refused with a matching checksum too.
+#[test]
+fn unusable_hparams_and_non_finite_weights_are_refused() {
+    for (edit, needle) in [
+        ((|h: &mut HParams| h.batch_size = 0) as fn(&mut HParams), "unusable bundle: hparam batch_size must be at least 1, got 0"),
+        (|h| h.rnn_layer_sizes = vec![0], "unusable bundle: hparam rnn_layer_sizes must be a list of positive sizes"),
+        (|h| h.rnn_layer_sizes.clear(), "unusable bundle: hparam rnn_layer_sizes must be a list of at least one layer"),
+        (|h| h.dropout_keep_prob = 2.0, "dropout_keep_prob must be in (0, 1]"),
+    ] {
+        let mut bundle = small_bundle();
+        edit(&mut bundle.metadata.hparams);
+        let message = refusal(&to_bytes(&bundle, Precision::F32));
+        assert!(message.contains(needle), "{message:?} should say {needle:?}");
+    }
+    let mut steps = small_bundle();
+    steps.metadata.steps_per_quarter = 0;
+    assert!(refusal(&to_bytes(&steps, Precision::F32)).contains("0 steps per quarter note"));
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        let (metadata, mut tensors) = small_bundle().into_parts();
+        tensors[1].data[0] = bad;
+        assert_eq!(
+            refusal(&write_parts(&metadata, &tensors, Precision::F32)),
+            format!("damaged bundle: tensor {} holds values that are not numbers (NaN or infinite)", tensors[1].name)
+        );
+        assert!(Bundle::new(metadata, tensors).is_err());
+    }
 }
 
 #[test]

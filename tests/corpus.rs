@@ -1,5 +1,5 @@
 //! The whole music21 Bach corpus against the original's statistics
-//! (`../shared/golden/SUMMARY.md`).
+//! (`tests/data/golden/SUMMARY.md`).
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! Dataset files (format round trip and refusal of bad bytes) and
 //! `create-dataset` on the Bach corpus against the original's statistics
-//! (`../shared/golden/SUMMARY.md`).
+//! (`tests/data/golden/SUMMARY.md`).
 
 mod common;
 

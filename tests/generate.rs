@@ -23,18 +23,20 @@ fn hparams(sizes: &[usize]) -> HParams {
 /// exercised. `step_end_bias` makes STEP_END likely so that pieces end soon.
 fn random_bundle(sizes: &[usize], seed: u64, step_end_bias: f32) -> Bundle {
     let hp = hparams(sizes);
-    let mut bundle =
-        Model::init(&hp, &Device::flex(), seed).to_bundle(BundleMetadata::new("test", hp.clone(), "2026-01-01T00:00:00Z"));
+    let (metadata, mut tensors) = Model::init(&hp, &Device::flex(), seed)
+        .to_bundle(BundleMetadata::new("test", hp.clone(), "2026-01-01T00:00:00Z"))
+        .unwrap()
+        .into_parts();
     let mut rng = Rng::new(seed ^ 0xABCD);
-    for t in bundle.tensors.iter_mut().filter(|t| t.shape.len() == 1) {
+    for t in tensors.iter_mut().filter(|t| t.shape.len() == 1) {
         for v in t.data.iter_mut() {
             *v = (rng.next_f32() - 0.5) * 0.5;
         }
     }
-    if let Some(t) = bundle.tensors.iter_mut().find(|t| t.name == bundle::DENSE_BIASES) {
+    if let Some(t) = tensors.iter_mut().find(|t| t.name == bundle::DENSE_BIASES) {
         t.data[Event::StepEnd.class()] += step_end_bias;
     }
-    bundle
+    Bundle::new(metadata, tensors).unwrap()
 }
 
 fn small_bundle() -> Bundle {
@@ -78,6 +80,13 @@ fn steps_of(events: &[Event]) -> Vec<Vec<Event>> {
     steps
 }
 
+/// One step's logits of any host-sampled model.
+fn step(model: &mut dyn StepModel, inputs: &[usize]) -> Vec<f32> {
+    let mut logits = Vec::new();
+    model.step(inputs, &mut logits);
+    logits
+}
+
 fn melody(text: &str) -> Vec<i32> {
     generate::parse_python_list(text).unwrap()
 }
@@ -89,8 +98,8 @@ fn fused_step_matches_burns_model() {
     for (sizes, batch) in [(vec![16, 24], 7), (vec![32], 9), (vec![20, 8, 12], 1), (vec![16, 16], 6)] {
         let bundle = random_bundle(&sizes, 3, 0.0);
         let device = Device::flex();
-        let model = Model::from_bundle(&bundle, &device).unwrap();
-        let mut fused = FusedLstm::from_bundle(&bundle).unwrap();
+        let model = Model::from_bundle(&bundle, &device);
+        let mut fused = FusedLstm::new(bundle.weights());
         let time = 5;
         let mut rng = Rng::new(11);
         let inputs: Vec<Vec<usize>> = (0..batch).map(|_| (0..time).map(|_| rng.below(NUM_CLASSES)).collect()).collect();
@@ -102,7 +111,7 @@ fn fused_step_matches_burns_model() {
         let mut max_diff = 0.0f32;
         for t in 0..time {
             let step_inputs: Vec<usize> = inputs.iter().map(|row| row[t]).collect();
-            let got = StepModel::step(&mut fused, &step_inputs);
+            let got = step(&mut fused, &step_inputs);
             for b in 0..batch {
                 for c in 0..NUM_CLASSES {
                     let e = expected[(b * time + t) * NUM_CLASSES + c];
@@ -117,19 +126,19 @@ fn fused_step_matches_burns_model() {
 #[test]
 fn fused_and_burn_state_reordering_agree() {
     let bundle = random_bundle(&[16, 12], 5, 0.0);
-    let model = Model::from_bundle(&bundle, &Device::flex()).unwrap();
+    let model = Model::from_bundle(&bundle, &Device::flex());
     let mut burn = generate::BurnStep::new(model);
-    let mut fused = FusedLstm::from_bundle(&bundle).unwrap();
+    let mut fused = FusedLstm::new(bundle.weights());
     for m in [&mut burn as &mut dyn StepModel, &mut fused] {
         m.reset(3);
     }
-    let a = burn.step(&[0, 63, 200]);
-    let b = fused.step(&[0, 63, 200]);
+    let a = step(&mut burn, &[0, 63, 200]);
+    let b = step(&mut fused, &[0, 63, 200]);
     assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-4));
     burn.select_rows(&[2, 2, 0, 1]);
     fused.select_rows(&[2, 2, 0, 1]);
-    let a = burn.step(&[2, 5, 7, 9]);
-    let b = fused.step(&[2, 5, 7, 9]);
+    let a = step(&mut burn, &[2, 5, 7, 9]);
+    let b = step(&mut fused, &[2, 5, 7, 9]);
     assert_eq!(a.len(), 4 * NUM_CLASSES);
     assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-4));
 }
@@ -138,10 +147,10 @@ fn fused_and_burn_state_reordering_agree() {
 /// same network as a sampler on burn's CPU device.
 fn start_logits_and_device_sampler() -> (Vec<f32>, generate::BurnStep) {
     let bundle = random_bundle(&[16, 12], 3, 4.0);
-    let mut fused = FusedLstm::from_bundle(&bundle).unwrap();
+    let mut fused = FusedLstm::new(bundle.weights());
     fused.reset(1);
-    let logits = fused.step(&[0]);
-    (logits, generate::BurnStep::new(Model::from_bundle(&bundle, &Device::flex()).unwrap()))
+    let logits = step(&mut fused, &[0]);
+    (logits, generate::BurnStep::new(Model::from_bundle(&bundle, &Device::flex())))
 }
 
 /// The device's sampler against the softmax computed here: chosen classes
@@ -206,13 +215,13 @@ struct Orphans;
 
 impl StepModel for Orphans {
     fn reset(&mut self, _batch: usize) {}
-    fn step(&mut self, inputs: &[usize]) -> Vec<f32> {
+    fn step(&mut self, inputs: &[usize], logits: &mut Vec<f32>) {
         let mut l = vec![0.0f32; NUM_CLASSES];
         l[Event::ContinuedNote(61).class()] = 6.0;
         l[Event::NewNote(60).class()] = 4.0;
         l[Event::StepEnd.class()] = 4.0;
         l[Event::End.class()] = 4.0;
-        inputs.iter().flat_map(|_| l.clone()).collect()
+        *logits = inputs.iter().flat_map(|_| l.clone()).collect();
     }
     fn select_rows(&mut self, _rows: &[usize]) {}
 }
@@ -226,8 +235,8 @@ fn masking_samples_only_events_that_decoding_keeps() {
         let opts = GenerateOptions { mask_ignored_events: mask, ..options(4, 32, Primer::Pitches(vec![61, 64]), true, false) };
         let mut session = generate::Session::new(&opts).unwrap();
         while let Some(inputs) = session.inputs() {
-            let logits = Orphans.step(inputs);
-            session.feed(&logits);
+            let logits = step(&mut Orphans, inputs);
+            session.feed(&logits).unwrap();
         }
         let streams: Vec<Vec<Event>> = (0..session.batch()).map(|r| session.row_events(r).to_vec()).collect();
         let orphans: usize = streams.iter().map(|e| e.len() - generate::drop_orphan_continuations(e).len()).sum();
@@ -259,14 +268,14 @@ fn python_lists_parse_as_the_original_writes_them() {
 
 #[test]
 fn primers_become_the_originals_event_streams() {
-    let (events, steps, _) = generate::primer_events(&Primer::Pitches(vec![67, 64, 60])).unwrap();
+    let generate::PrimerEvents { events, steps, .. } = generate::primer_events(&Primer::Pitches(vec![67, 64, 60])).unwrap();
     assert_eq!(steps, 4);
     let text = encoding::to_text(&[events], false);
     let expected = "START\nNEW_NOTE 67\nNEW_NOTE 64\nNEW_NOTE 60\nSTEP_END\n".to_string()
         + &"CONTINUED_NOTE 67\nCONTINUED_NOTE 64\nCONTINUED_NOTE 60\nSTEP_END\n".repeat(3);
     assert_eq!(text.trim_end(), expected.trim_end());
 
-    let (events, steps, _) = generate::primer_events(&Primer::Melody(vec![60, -2, -1, 62, 64, -2])).unwrap();
+    let generate::PrimerEvents { events, steps, .. } = generate::primer_events(&Primer::Melody(vec![60, -2, -1, 62, 64, -2])).unwrap();
     assert_eq!(steps, 6);
     let steps_ev = steps_of(&events);
     assert_eq!(steps_ev[0], vec![Event::NewNote(60)]);
@@ -276,9 +285,9 @@ fn primers_become_the_originals_event_streams() {
     assert_eq!(steps_ev[4], vec![Event::NewNote(64)]);
     assert_eq!(steps_ev[5], vec![Event::ContinuedNote(64)]);
 
-    let (_, steps, _) = generate::primer_events(&Primer::Melody(melody(TWINKLE))).unwrap();
+    let generate::PrimerEvents { steps, .. } = generate::primer_events(&Primer::Melody(melody(TWINKLE))).unwrap();
     assert_eq!(steps, 32);
-    let (events, steps, qpm) = generate::primer_events(&Primer::None).unwrap();
+    let generate::PrimerEvents { events, steps, qpm } = generate::primer_events(&Primer::None).unwrap();
     assert_eq!((events, steps, qpm), (vec![Event::Start], 0, None));
 }
 
@@ -305,8 +314,8 @@ fn midi_primer() -> (Primer, f64) {
 /// Generation with sampling on the device (burn's CPU backend standing in
 /// for a GPU): the path the page takes on WebGPU.
 fn generate_on_device(bundle: &Bundle, options: &GenerateOptions) -> Result<Vec<Output>, generate::GenerateError> {
-    let model = Model::from_bundle(bundle, &Device::flex()).unwrap();
-    generate::generate_on_device(&mut generate::BurnStep::new(model), options)
+    let model = Model::from_bundle(bundle, &Device::flex());
+    generate::generate_on_device(generate::BurnStep::new(model), options)
 }
 
 #[test]
@@ -329,7 +338,7 @@ fn check_every_primer_kind(generate: fn(&Bundle, &GenerateOptions) -> Result<Vec
     ];
     let num_steps = 40;
     for (name, primer, primer_steps) in primers {
-        let (primer_ev, s, _) = generate::primer_events(&primer).unwrap();
+        let generate::PrimerEvents { events: primer_ev, steps: s, .. } = generate::primer_events(&primer).unwrap();
         assert_eq!(s, primer_steps, "{name}");
         let primer_steps_ev = steps_of(&primer_ev);
         for condition in [false, true] {
@@ -462,8 +471,8 @@ impl Trap {
 
 impl StepModel for Trap {
     fn reset(&mut self, _batch: usize) {}
-    fn step(&mut self, inputs: &[usize]) -> Vec<f32> {
-        inputs.iter().flat_map(|&i| Trap::logits(i)).collect()
+    fn step(&mut self, inputs: &[usize], logits: &mut Vec<f32>) {
+        *logits = inputs.iter().flat_map(|&i| Trap::logits(i)).collect();
     }
     fn select_rows(&mut self, _rows: &[usize]) {}
 }
@@ -708,7 +717,7 @@ fn small_run(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(&run_dir).unwrap();
     let bundle = small_bundle();
     let device = Device::flex();
-    let model = Model::from_bundle(&bundle, &device).unwrap();
+    let model = Model::from_bundle(&bundle, &device);
     let adam = polyphony::train::AdamState::new(&model.parameters());
     let state: polyphony::train::TrainState = serde_json::from_value(serde_json::json!({
         "step": 12, "seed": 0, "hparams": bundle.metadata.hparams, "bptt_window": 256,
@@ -746,7 +755,7 @@ fn a_run_dir_generates_checks_hparams_and_saves_a_bundle() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let saved = bundle::load(&bundle_file).unwrap();
     assert_eq!(saved.metadata.description, "a small test model");
-    assert_eq!(saved.tensors, small_bundle().tensors);
+    assert_eq!(saved.weights(), small_bundle().weights());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -758,14 +767,14 @@ fn a_session_reports_its_rows_and_progress() {
     let mut session = generate::Session::new(&opts).unwrap();
     assert_eq!((session.batch(), session.rows_per_output(), session.target_steps(), session.primer_steps()), (12, 4, 20, 4));
     assert_eq!(session.row_steps(0), 4, "conditioning: the rows begin with the primer");
-    let mut net = FusedLstm::from_bundle(&bundle).unwrap();
+    let mut net = FusedLstm::new(bundle.weights());
     net.reset(session.batch());
     let mut last = session.progress();
     assert_eq!(last, 0.0);
     let mut logits = Vec::new();
     while let Some(inputs) = session.inputs() {
         net.step_into(inputs, &mut logits);
-        if let Some(rows) = session.feed(&logits) {
+        if let Some(rows) = session.feed(&logits).unwrap() {
             net.select_rows(&rows);
         }
         let p = session.progress();

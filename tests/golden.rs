@@ -99,11 +99,9 @@ fn midi_event_round_trip_is_identical() {
         let (outcomes, _) = pipeline::extract_sequences(&seq, &[0]);
         for outcome in outcomes {
             let pipeline::Outcome::Kept(events) = outcome else { continue };
-            let mut decoded = encoding::decode_default(&events);
-            midi::separate_unisons(&mut decoded);
-            let written = midi::write_midi(&decoded);
+            let written = midi::write_playable(&encoding::decode_default(&events));
             let reread = midi::read_midi(&written).unwrap();
-            let quantized = pipeline::quantize(&reread, pipeline::STEPS_PER_QUARTER).unwrap();
+            let quantized = pipeline::quantize(&reread, encoding::STEPS_PER_QUARTER).unwrap();
             let again = encoding::encode(&quantized);
             assert_eq!(again, events, "{}", piece.display());
         }

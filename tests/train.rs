@@ -12,7 +12,9 @@ use polyphony::bundle::{self, Precision};
 use polyphony::encoding;
 use polyphony::hparams::HParams;
 use polyphony::model::{Model, host_values};
-use polyphony::train::{self, DeviceChoice, TrainOptions};
+use polyphony::generate::Backend;
+use polyphony::metrics;
+use polyphony::train::{self, TrainOptions};
 
 /// The golden chorales' kept sequences, as class indices.
 fn chorales() -> Vec<Vec<u16>> {
@@ -36,22 +38,18 @@ fn run_dir(name: &str) -> PathBuf {
 
 fn options(dir: &PathBuf, steps: u64) -> TrainOptions {
     TrainOptions {
-        run_dir: dir.clone(),
-        hparams: tiny_hparams(),
         num_training_steps: Some(steps),
         seed: 3,
         bptt_window: 64,
-        device: DeviceChoice::Cpu,
         checkpoint_secs: 3600,
         log_every: 1,
-        eval_sequences: None,
         eval_every: 1000,
-        patience: None,
+        ..TrainOptions::new(dir, tiny_hparams())
     }
 }
 
 fn losses(dir: &PathBuf) -> Vec<(u64, f64)> {
-    train::read_log(dir).iter().filter(|r| r.kind == "train").map(|r| (r.step, r.metrics.loss)).collect()
+    metrics::read_log(dir).iter().filter(|r| r.kind == "train").map(|r| (r.step, r.metrics.loss)).collect()
 }
 
 /// The summed cross-entropy of `labels` after `inputs` (both `[batch, time]`).
@@ -69,7 +67,7 @@ fn cross_entropy(model: &Model, inputs: &[i64], labels: &[i64], batch: usize, de
 #[test]
 fn gradients_match_finite_differences() {
     let hparams = HParams::default().with_overrides("rnn_layer_sizes=[6,5]").unwrap();
-    let plain = DeviceChoice::Cpu.device();
+    let plain = Backend::Cpu.device().unwrap();
     let model = Model::init(&hparams, &plain, 7);
     let inputs = [5, 5, 7, 2, 5, 7, 7, 5, 5, 2, 9, 9, 2, 2, 5, 5, 7, 7];
     let labels = [5, 7, 2, 5, 7, 2, 5, 5, 2, 9, 9, 2, 2, 5, 5, 7, 7, 3];
@@ -149,9 +147,10 @@ fn resuming_with_other_hparams_is_refused() {
     train::train(&options(&dir, 1), &data, "golden", &AtomicBool::new(false), &|_| {}).unwrap();
     let mut other = options(&dir, 2);
     other.hparams = other.hparams.with_overrides("rnn_layer_sizes=[32]").unwrap();
-    let Err(message) = train::train(&other, &data, "golden", &AtomicBool::new(false), &|_| {}) else {
+    let Err(error) = train::train(&other, &data, "golden", &AtomicBool::new(false), &|_| {}) else {
         panic!("must refuse");
     };
+    let message = error.to_string();
     assert!(message.contains("rnn_layer_sizes=[24]") && message.contains("rnn_layer_sizes=[32]"), "{message}");
 }
 
@@ -160,16 +159,16 @@ fn a_runs_bundle_round_trips_in_f32_and_f16() {
     let data = chorales();
     let dir = run_dir("bundle");
     train::train(&options(&dir, 2), &data, "golden", &AtomicBool::new(false), &|_| {}).unwrap();
-    let device = DeviceChoice::Cpu.device();
+    let device = Backend::Cpu.device().unwrap();
     let checkpoint = train::load_checkpoint(&dir, &device).unwrap().unwrap();
-    let made = train::bundle_of(&checkpoint, "test run", "2026-11-27T00:00:00Z");
+    let made = train::bundle_of(&checkpoint, "test run", "2026-11-27T00:00:00Z").unwrap();
     assert_eq!(made.metadata.provenance.as_ref().unwrap().training_steps, 2);
     let original: Vec<Vec<f32>> = checkpoint.model.parameters().into_iter().map(host_values).collect();
 
     for (precision, tolerance) in [(Precision::F32, 0.0f32), (Precision::F16, 1.0 / 2048.0)] {
         let path = dir.join("model.bundle");
         bundle::save(&path, &made, precision).unwrap();
-        let model = Model::from_bundle(&bundle::load(&path).unwrap(), &device).unwrap();
+        let model = Model::from_bundle(&bundle::load(&path).unwrap(), &device);
         let loaded: Vec<Vec<f32>> = model.parameters().into_iter().map(host_values).collect();
         for (a, b) in original.iter().flatten().zip(loaded.iter().flatten()) {
             assert!((a - b).abs() <= tolerance * a.abs().max(1e-4), "{a} vs {b} ({precision:?})");
@@ -192,8 +191,8 @@ fn patience_stops_on_eval_loss_and_keeps_the_best_model() {
     let report = train::train(&opts, &data, "golden", &AtomicBool::new(false), &|_| {}).unwrap();
     assert!(report.stopped_early);
     assert_eq!(report.final_step, 2);
-    let best = train::load_checkpoint_file(&train::best_checkpoint_path(&dir), &DeviceChoice::Cpu.device()).unwrap().unwrap();
+    let best = train::load_checkpoint_file(&train::best_checkpoint_path(&dir), &Backend::Cpu.device().unwrap()).unwrap().unwrap();
     assert_eq!(best.state.step, 2);
     assert!(best.state.best_eval_loss.is_some());
-    assert!(train::read_log(&dir).iter().any(|r| r.kind == "eval"));
+    assert!(metrics::read_log(&dir).iter().any(|r| r.kind == "eval"));
 }

@@ -131,7 +131,9 @@ function onKeyDown(event) {
 function wirePrimer() {
   document.addEventListener('keydown', onKeyDown);
   for (const button of document.querySelectorAll('[data-preset]')) {
-    button.addEventListener('click', () => primer.replace(PRESETS[button.dataset.preset].notes));
+    button.addEventListener('click', () => {
+      if (wasm) primer.replace(wasm.primerNotes(PRESETS[button.dataset.preset].primer).notes);
+    });
   }
   $('undo').addEventListener('click', () => primer.undo());
   $('clear').addEventListener('click', () => primer.clear());
@@ -268,9 +270,16 @@ function wireBackends() {
 
 async function openFile(file) {
   const bytes = new Uint8Array(await file.arrayBuffer());
-  if (/\.(midi?|xml|musicxml|mxl)$/i.test(file.name)) {
+  if (wasm.isMusicFileName(file.name)) {
     try {
-      primer.replace(wasm.primerFromFile(file.name, bytes));
+      const { notes, qpm } = wasm.primerFromFile(file.name, bytes);
+      primer.replace(notes);
+      // The file's tempo comes with it, as with --primer_midi.
+      if (qpm) {
+        writeOptions({ qpm });
+        setTempo(qpm);
+        persist();
+      }
       showError(els.modelError, '');
     } catch (err) {
       showError(els.modelError, `Could not use ${file.name} as a primer: ${errorMessage(err)}`);

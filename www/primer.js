@@ -8,34 +8,19 @@ export const PIANO_KEYS = ['a', 'w', 's', 'e', 'd', 'f', 't', 'g', 'y', 'h', 'u'
 const UNDO_LIMIT = 200;
 
 /**
- * A melody in the original's primer_melody form: a pitch starts a note, -2
- * holds the one sounding, -1 is a rest (each one step).
+ * The README's two examples, as the command line's primers (`--primer_pitches`,
+ * `--primer_melody`); the library turns them into notes (wasm `primerNotes`).
  */
-export function melodyNotes(melody) {
-  const notes = [];
-  let current = null;
-  melody.forEach((value, step) => {
-    if (value >= 0) {
-      current = { pitch: value, start: step, end: step + 1 };
-      notes.push(current);
-    } else if (value === -2 && current) {
-      current.end = step + 1;
-    } else {
-      current = null;
-    }
-  });
-  return notes;
-}
-
-/** The README's two examples. */
 export const PRESETS = {
-  chord: { label: 'C-major chord', notes: [60, 64, 67].map((pitch) => ({ pitch, start: 0, end: 4 })) },
+  chord: { label: 'C-major chord', primer: { Pitches: [60, 64, 67] } },
   twinkle: {
     label: 'Twinkle melody',
-    notes: melodyNotes([
-      60, -2, -2, -2, 60, -2, -2, -2, 67, -2, -2, -2, 67, -2, -2, -2, 69, -2, -2, -2, 69, -2, -2, -2, 67, -2, -2, -2,
-      -2, -2, -2, -2,
-    ]),
+    primer: {
+      Melody: [
+        60, -2, -2, -2, 60, -2, -2, -2, 67, -2, -2, -2, 67, -2, -2, -2, 69, -2, -2, -2, 69, -2, -2, -2, 67, -2, -2, -2,
+        -2, -2, -2, -2,
+      ],
+    },
   },
 };
 

@@ -3,18 +3,21 @@
 
 use std::path::PathBuf;
 
-/// The golden files made by the original implementation (`../shared/golden`
-/// beside the clone, or `$POLYPHONY_GOLDEN_DIR`).
+/// The golden files made by the original implementation (`tests/data/golden`,
+/// or `$POLYPHONY_GOLDEN_DIR`).
 pub fn golden_dir() -> PathBuf {
-    let dir = std::env::var_os("POLYPHONY_GOLDEN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/golden")));
+    let dir = std::env::var_os("POLYPHONY_GOLDEN_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir().join("golden"));
     assert!(
         dir.join("SUMMARY.md").is_file(),
-        "golden files not found at {}: they live in ../shared/golden beside the clone, or set POLYPHONY_GOLDEN_DIR",
+        "golden files not found at {}: they live in tests/data/golden, or set POLYPHONY_GOLDEN_DIR",
         dir.display()
     );
     dir
+}
+
+/// The test data kept in the repository (`tests/data`, see its README).
+pub fn data_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data"))
 }
 
 /// Every golden piece's folder, sorted.

@@ -1,0 +1,409 @@
+//! A generation in progress: the batch of rows (every output, and with beam
+//! search every beam and branch of it), what each row has written, and the
+//! sampling of its next event. The session never runs the model itself:
+//! [`Session::inputs`] says what to feed it, and [`Session::feed`] (logits,
+//! sampled here) or [`Session::feed_choices`] (events sampled on the model's
+//! device) takes its answer, so a driver may await the model between steps.
+
+use super::primer::{self, PrimerEvents};
+use super::request::{GenerateError, GenerateOptions, Output};
+use super::rules::{self, RowState, Rules};
+use crate::encoding::{self, Event, NUM_CLASSES, STEPS_PER_QUARTER};
+use crate::limits;
+use crate::rng::Rng;
+
+/// One row of the batch: a beam (or branch) of one output.
+#[derive(Clone, Debug)]
+struct Row {
+    /// The model's stream: primer (when conditioning) or START, then what
+    /// was generated or injected.
+    events: Vec<Event>,
+    /// Events already fed to the model.
+    fed: usize,
+    steps: usize,
+    score: f64,
+    /// What the events fed so far leave to continue.
+    state: RowState,
+}
+
+/// A row's next event as the model chose it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Choice {
+    pub class: usize,
+    /// Its log-probability under the temperature-scaled softmax.
+    pub log_prob: f64,
+}
+
+impl Choice {
+    /// For rows whose choice is not read (finished, or reading the primer).
+    const UNUSED: Choice = Choice { class: 0, log_prob: 0.0 };
+}
+
+/// A generation in progress: ask [`Session::inputs`], run the model, give
+/// the logits to [`Session::feed`], until `inputs` says `None`.
+pub struct Session {
+    options: GenerateOptions,
+    rules: Rules,
+    qpm: f64,
+    primer: Vec<Event>,
+    primer_steps: usize,
+    /// Primer events per step, for injection.
+    inject: Option<Vec<Vec<Event>>>,
+    /// Step of the model's stream where primer step 0 is injected.
+    inject_offset: usize,
+    /// Steps the model's stream must reach.
+    target_steps: usize,
+    /// Length of the model's stream before generation (not scored).
+    start_len: usize,
+    rows: Vec<Row>,
+    /// Rows per output: beam_size · branch_factor.
+    group: usize,
+    model_steps: usize,
+    seed: u64,
+    rng: Rng,
+    inputs: Vec<usize>,
+}
+
+impl Session {
+    /// Checks the request and prepares the batch.
+    pub fn new(options: &GenerateOptions) -> Result<Session, GenerateError> {
+        let o = options;
+        o.check()?;
+        let PrimerEvents { events: primer, steps: primer_steps, qpm: primer_qpm } = primer::primer_events(&o.primer)?;
+        if o.num_steps <= primer_steps {
+            return Err(super::request::bad(format!(
+                "num_steps ({}) must be longer than the primer ({primer_steps} steps)",
+                o.num_steps
+            )));
+        }
+        let qpm = primer_qpm.unwrap_or(o.qpm);
+        let (start, target_steps, inject_offset) = if o.condition_on_primer {
+            (primer.clone(), o.num_steps, primer_steps)
+        } else {
+            (vec![Event::Start], o.num_steps - primer_steps, 0)
+        };
+        let inject = (o.inject_primer_during_generation && primer_steps > 0).then(|| primer::step_events(&primer));
+        let group = o.beam_size * o.branch_factor;
+        let start_len = start.len();
+        let mut state = RowState::default();
+        state.accept(start[0]);
+        let row = Row { steps: encoding::num_steps(&start), events: start, fed: 0, score: 0.0, state };
+        let seed = o.seed.unwrap_or_else(clock_seed);
+        let mut session = Session {
+            options: o.clone(),
+            rules: Rules::of(o),
+            qpm,
+            primer,
+            primer_steps,
+            inject,
+            inject_offset,
+            target_steps,
+            start_len,
+            rows: vec![row; o.num_outputs * group],
+            group,
+            model_steps: 0,
+            seed,
+            rng: Rng::new(seed),
+            inputs: Vec::new(),
+        };
+        for r in 0..session.rows.len() {
+            session.inject_step(r);
+        }
+        session.set_inputs();
+        Ok(session)
+    }
+
+    /// Rows in the batch (the model's batch size).
+    pub fn batch(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Model steps taken so far.
+    pub fn model_steps(&self) -> usize {
+        self.model_steps
+    }
+
+    /// Rows per output (beam_size · branch_factor); output `g` is decided
+    /// among rows `g · rows_per_output ..`.
+    pub fn rows_per_output(&self) -> usize {
+        self.group
+    }
+
+    /// Steps each row's model stream must reach (num_steps, less the
+    /// primer's when not conditioning).
+    pub fn target_steps(&self) -> usize {
+        self.target_steps
+    }
+
+    /// The primer's length in steps.
+    pub fn primer_steps(&self) -> usize {
+        self.primer_steps
+    }
+
+    /// The tempo of the outputs (the MIDI primer's, else the options').
+    pub fn qpm(&self) -> f64 {
+        self.qpm
+    }
+
+    /// Row `row`'s model stream so far: START (or the primer, when
+    /// conditioning), then the generated and injected events. Beam search
+    /// may replace rows at any [`Session::feed`].
+    pub fn row_events(&self, row: usize) -> &[Event] {
+        &self.rows[row].events
+    }
+
+    /// Steps row `row` has completed.
+    pub fn row_steps(&self, row: usize) -> usize {
+        self.rows[row].steps
+    }
+
+    /// Share of the work done, 0 to 1 (steps reached over steps wanted).
+    pub fn progress(&self) -> f64 {
+        let start = if self.options.condition_on_primer { self.primer_steps } else { 0 };
+        let want = (self.target_steps - start) * self.rows.len();
+        let have: usize = self.rows.iter().map(|r| r.steps.min(self.target_steps).saturating_sub(start)).sum();
+        if want == 0 { 1.0 } else { have as f64 / want as f64 }
+    }
+
+    /// Whether every row has its steps.
+    pub fn is_done(&self) -> bool {
+        self.rows.iter().all(|r| self.row_done(r))
+    }
+
+    /// The next step's input classes, one per row; `None` when done.
+    pub fn inputs(&self) -> Option<&[usize]> {
+        if self.is_done() { None } else { Some(&self.inputs) }
+    }
+
+    fn row_done(&self, row: &Row) -> bool {
+        row.steps >= self.target_steps
+    }
+
+    fn set_inputs(&mut self) {
+        self.inputs.clear();
+        for row in &self.rows {
+            // A finished row is fed its last event again; its outputs are ignored.
+            let e = row.events.get(row.fed).or(row.events.last()).expect("START at least");
+            self.inputs.push(e.class());
+        }
+    }
+
+    /// Puts the primer's events for the row's current step into its stream.
+    fn inject_step(&mut self, r: usize) {
+        let Some(inject) = &self.inject else { return };
+        let step = self.rows[r].steps;
+        if let Some(k) = step.checked_sub(self.inject_offset)
+            && let Some(events) = inject.get(k)
+        {
+            self.rows[r].events.extend_from_slice(events);
+        }
+    }
+
+    /// For each row, the class its next event must have: the primer's (while
+    /// reading it) or an injected one; `None` where the model chooses (and
+    /// for finished rows). A model that samples on its device takes these as
+    /// given.
+    pub fn forced(&self) -> Vec<Option<usize>> {
+        self.rows
+            .iter()
+            .map(|row| if self.row_done(row) { None } else { row.events.get(row.fed + 1).map(|e| e.class()) })
+            .collect()
+    }
+
+    /// Which classes each row may sample, `[batch, 259]` row-major, by the
+    /// request's [`rules`]: where the model chooses, what they allow; else all.
+    pub fn allowed(&self) -> Vec<bool> {
+        self.allowed_given(&self.forced())
+    }
+
+    /// [`Session::allowed`] with the rows' [`Session::forced`] classes at hand.
+    fn allowed_given(&self, forced: &[Option<usize>]) -> Vec<bool> {
+        let mut allowed = vec![true; self.rows.len() * NUM_CLASSES];
+        if self.rules.restrict() {
+            for ((row, a), f) in self.rows.iter().zip(allowed.chunks_exact_mut(NUM_CLASSES)).zip(forced) {
+                if f.is_none() && !self.row_done(row) {
+                    row.state.allowed(&self.rules, a);
+                }
+            }
+        }
+        allowed
+    }
+
+    /// The temperature the outputs are sampled at.
+    pub fn temperature(&self) -> f64 {
+        self.options.temperature
+    }
+
+    /// The seed of the session's random numbers (the request's, or one from
+    /// the clock), for a model that samples on its own device.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Takes the model's `[batch, 259]` logits for the current inputs and
+    /// samples each row's next event here, on the host.
+    /// Returns `Some(rows)` when the model's state must be reordered (beam
+    /// search): new row `i` takes old row `rows[i]`.
+    pub fn feed(&mut self, logits: &[f32]) -> Result<Option<Vec<usize>>, GenerateError> {
+        assert_eq!(logits.len(), self.rows.len() * NUM_CLASSES, "one row of logits per sequence");
+        let inv_t = (1.0 / self.options.temperature) as f32;
+        let mut probs = vec![0.0f64; NUM_CLASSES];
+        let forced = self.forced();
+        let allowed = self.allowed_given(&forced);
+        let mut choices = Vec::with_capacity(self.rows.len());
+        for (r, row) in self.rows.iter().enumerate() {
+            let reading_primer = forced[r].is_some() && row.fed + 1 < self.start_len;
+            if self.row_done(row) || reading_primer {
+                choices.push(Choice::UNUSED);
+                continue;
+            }
+            let span = r * NUM_CLASSES..(r + 1) * NUM_CLASSES;
+            let choice = host_choice(&logits[span.clone()], &allowed[span], inv_t, forced[r], &mut probs, &mut self.rng)
+                .ok_or(GenerateError::NotANumber { model_step: self.model_steps })?;
+            choices.push(choice);
+        }
+        self.feed_choices(&choices)
+    }
+
+    /// Takes each row's next event as chosen by the model (sampled, or the
+    /// [`Session::forced`] class) with its log-probability; rows that are
+    /// finished or still reading the primer ignore theirs. Returns what
+    /// [`Session::feed`] returns. A choice that is not a number, and a step
+    /// that never ends, are errors.
+    pub fn feed_choices(&mut self, choices: &[Choice]) -> Result<Option<Vec<usize>>, GenerateError> {
+        assert_eq!(choices.len(), self.rows.len(), "one choice per sequence");
+        let model_step = self.model_steps;
+        for (r, choice) in choices.iter().enumerate() {
+            if self.row_done(&self.rows[r]) {
+                continue;
+            }
+            let start_len = self.start_len;
+            let row = &mut self.rows[r];
+            row.fed += 1;
+            let known = row.events.get(row.fed).copied();
+            let event = match known {
+                Some(e) => e, // the primer's or injected
+                None => {
+                    let e = Event::from_class(choice.class).filter(|_| !choice.log_prob.is_nan()).ok_or(GenerateError::NotANumber { model_step })?;
+                    row.events.push(e);
+                    e
+                }
+            };
+            row.state.accept(event);
+            if row.fed < start_len {
+                continue; // still reading the primer
+            }
+            if row.state.events_in_step() > limits::MAX_EVENTS_PER_STEP {
+                return Err(GenerateError::EndlessStep { events: row.state.events_in_step(), model_step });
+            }
+            row.score += choice.log_prob;
+            if known.is_none() && event == Event::StepEnd {
+                row.steps += 1;
+                self.inject_step(r);
+            }
+        }
+        self.model_steps += 1;
+        let reorder = if self.group > 1 && self.model_steps.is_multiple_of(self.options.steps_per_iteration) {
+            Some(self.prune())
+        } else {
+            None
+        };
+        self.set_inputs();
+        Ok(reorder)
+    }
+
+    /// Keeps each output's `beam_size` best rows, each repeated
+    /// `branch_factor` times (the next iteration's branches).
+    fn prune(&mut self) -> Vec<usize> {
+        let (beam, branch) = (self.options.beam_size, self.options.branch_factor);
+        let mut order = Vec::with_capacity(self.rows.len());
+        for g in 0..self.options.num_outputs {
+            let mut idx: Vec<usize> = (g * self.group..(g + 1) * self.group).collect();
+            idx.sort_by(|&a, &b| self.rows[b].score.total_cmp(&self.rows[a].score).then(a.cmp(&b)));
+            for &i in idx.iter().take(beam) {
+                order.extend(std::iter::repeat_n(i, branch));
+            }
+        }
+        self.rows = order.iter().map(|&i| self.rows[i].clone()).collect();
+        order
+    }
+
+    /// The outputs: each output's most likely row, shaped as asked.
+    pub fn finish(self) -> Vec<Output> {
+        let o = &self.options;
+        (0..o.num_outputs)
+            .map(|g| {
+                let best = (g * self.group..(g + 1) * self.group)
+                    .max_by(|&a, &b| self.rows[a].score.total_cmp(&self.rows[b].score).then(b.cmp(&a)))
+                    .expect("rows in every group");
+                let row = &self.rows[best];
+                let mut events = if o.condition_on_primer {
+                    row.events.clone()
+                } else {
+                    let mut e = self.primer.clone();
+                    e.extend(row.events.iter().skip(1));
+                    e
+                };
+                encoding::set_length(&mut events, o.num_steps);
+                if !o.primer_in_output && self.primer_steps > 0 {
+                    let cut = events
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, e)| **e == Event::StepEnd)
+                        .nth(self.primer_steps - 1)
+                        .map_or(1, |(i, _)| i + 1);
+                    events.splice(0..cut, [Event::Start]);
+                }
+                let events = rules::drop_orphan_continuations(&events);
+                let sequence = encoding::decode(&events, STEPS_PER_QUARTER, self.qpm);
+                Output { events, sequence, log_likelihood: row.score }
+            })
+            .collect()
+    }
+}
+
+fn clock_seed() -> u64 {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        js_sys::Date::now().to_bits()
+    }
+}
+
+/// Samples a row's next event from its logits over the `allowed` classes
+/// (or takes the forced one) and scores it: softmax at temperature
+/// `1 / inv_t` in f64, one draw of `rng` per sampled event. `None` when the
+/// logits are not numbers (a damaged model), so nothing sensible can be drawn.
+fn host_choice(logits: &[f32], allowed: &[bool], inv_t: f32, forced: Option<usize>, probs: &mut [f64], rng: &mut Rng) -> Option<Choice> {
+    let scaled = |(&x, &a): (&f32, &bool)| if a { x * inv_t } else { f32::NEG_INFINITY };
+    let max = logits.iter().zip(allowed).map(scaled).fold(f32::NEG_INFINITY, f32::max) as f64;
+    if !max.is_finite() {
+        return None;
+    }
+    let mut sum = 0.0f64;
+    for (p, x) in probs.iter_mut().zip(logits.iter().zip(allowed).map(scaled)) {
+        *p = (x as f64 - max).exp();
+        sum += *p;
+    }
+    if !sum.is_finite() {
+        return None;
+    }
+    let class = forced.unwrap_or_else(|| {
+        let mut u = rng.next_f64() * sum;
+        for (c, &p) in probs.iter().enumerate() {
+            if u < p {
+                return c;
+            }
+            u -= p;
+        }
+        // Rounding left u at the very top: the last allowed class.
+        probs.iter().rposition(|&p| p > 0.0).unwrap_or(NUM_CLASSES - 1)
+    });
+    Some(Choice { class, log_prob: (probs[class] / sum).ln() })
+}

@@ -1,0 +1,329 @@
+//! One training step and one evaluation: the maths of training, apart from
+//! the loop that runs it ([`super::train`]).
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use super::TrainError;
+use crate::encoding::{Event, NUM_CLASSES};
+use crate::hparams::HParams;
+use crate::metrics::Counts;
+use crate::model::{Dropout, Model};
+use crate::rng::Rng;
+
+/// Adam's constants, as TensorFlow's defaults.
+const ADAM_BETA1: f64 = 0.9;
+const ADAM_BETA2: f64 = 0.999;
+const ADAM_EPSILON: f64 = 1e-8;
+/// Examples are sorted by length within this many batches.
+const SORT_WINDOW_BATCHES: usize = 16;
+const STEP_END_CLASS: i64 = 2;
+
+/// One padded batch on the host: inputs, labels and a mask of real events.
+struct Batch {
+    rows: usize,
+    time: usize,
+    inputs: Vec<i64>,
+    labels: Vec<i64>,
+    mask: Vec<f32>,
+}
+
+impl Batch {
+    /// Inputs are events `0..n-1`, labels `1..n` (the next event).
+    fn new(sequences: &[&[u16]]) -> Batch {
+        let rows = sequences.len();
+        let time = sequences.iter().map(|s| s.len().saturating_sub(1)).max().unwrap_or(0);
+        let mut batch = Batch {
+            rows,
+            time,
+            inputs: vec![0; rows * time],
+            labels: vec![0; rows * time],
+            mask: vec![0.0; rows * time],
+        };
+        for (r, seq) in sequences.iter().enumerate() {
+            for t in 0..seq.len().saturating_sub(1) {
+                batch.inputs[r * time + t] = seq[t] as i64;
+                batch.labels[r * time + t] = seq[t + 1] as i64;
+                batch.mask[r * time + t] = 1.0;
+            }
+        }
+        batch
+    }
+
+    /// Real events in columns `start..start + len`.
+    fn real_events_in(&self, start: usize, len: usize) -> f64 {
+        (0..self.rows)
+            .map(|r| self.mask[r * self.time + start..r * self.time + start + len].iter().map(|&m| m as f64).sum::<f64>())
+            .sum()
+    }
+
+    /// Columns `start..start + len` as device tensors.
+    fn window(&self, start: usize, len: usize, device: &Device) -> (Tensor<2, Int>, Tensor<1, Int>, Tensor<1>) {
+        let take = |v: &[i64]| -> Vec<i64> {
+            (0..self.rows).flat_map(|r| v[r * self.time + start..r * self.time + start + len].to_vec()).collect()
+        };
+        let mask: Vec<f32> = (0..self.rows)
+            .flat_map(|r| self.mask[r * self.time + start..r * self.time + start + len].to_vec())
+            .collect();
+        (
+            Tensor::<2, Int>::from_data(TensorData::new(take(&self.inputs), [self.rows, len]), device),
+            Tensor::<1, Int>::from_data(TensorData::new(take(&self.labels), [self.rows * len]), device),
+            Tensor::<1>::from_data(TensorData::new(mask, [self.rows * len]), device),
+        )
+    }
+}
+
+/// The batches of one epoch, as example indices: shuffled, sorted by length
+/// within windows, batches shuffled. Depends only on (seed, epoch), so a
+/// resumed run sees the same batches.
+pub fn epoch_batches(lengths: &[usize], batch_size: usize, seed: u64, epoch: u64) -> Vec<Vec<usize>> {
+    let mut rng = Rng::derive(seed, epoch);
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    rng.shuffle(&mut order);
+    for window in order.chunks_mut(batch_size * SORT_WINDOW_BATCHES) {
+        window.sort_by_key(|&i| lengths[i]);
+    }
+    let mut batches: Vec<Vec<usize>> = order.chunks(batch_size).map(|c| c.to_vec()).collect();
+    rng.shuffle(&mut batches);
+    batches
+}
+
+/// Loss and counts of one window: `loss_sum` is the summed cross-entropy
+/// over real events (a tensor, for backpropagation).
+fn window_loss(logits: Tensor<3>, labels: Tensor<1, Int>, mask: Tensor<1>) -> (Tensor<1>, Tensor<1>) {
+    let [rows, time, classes] = logits.dims();
+    let flat = logits.reshape([rows * time, classes]);
+    let picked = log_softmax(flat.clone(), 1).gather(1, labels.clone().reshape([rows * time, 1])).reshape([rows * time]);
+    let loss_sum = (picked * mask.clone()).sum().neg();
+    let correct = flat.argmax(1).reshape([rows * time]).equal(labels.clone()).float() * mask.clone();
+    let step_end = labels.equal_elem(STEP_END_CLASS).float() * mask;
+    // One small tensor of sums, so each window costs a single readback.
+    let counts = Tensor::cat(
+        vec![
+            loss_sum.clone().detach(),
+            correct.clone().sum(),
+            step_end.clone().sum(),
+            (correct * step_end).sum(),
+        ],
+        0,
+    );
+    (loss_sum, counts)
+}
+
+fn read_counts(counts: Tensor<1>, events: f64) -> Counts {
+    let v: Vec<f32> = counts.into_data().convert::<f32>().try_to_vec().expect("f32 counts");
+    Counts {
+        loss_sum: v[0] as f64,
+        events,
+        correct: v[1] as f64,
+        step_end_events: v[2] as f64,
+        step_end_correct: v[3] as f64,
+    }
+}
+
+/// Adam's moments for every parameter, and its step count.
+#[derive(Clone)]
+pub struct AdamState {
+    pub step: u64,
+    pub m: Vec<Tensor<2>>,
+    pub v: Vec<Tensor<2>>,
+}
+
+impl AdamState {
+    pub fn new(parameters: &[Tensor<2>]) -> AdamState {
+        let zeros = |p: &Tensor<2>| Tensor::<2>::zeros(p.dims(), &p.device());
+        AdamState { step: 0, m: parameters.iter().map(zeros).collect(), v: parameters.iter().map(zeros).collect() }
+    }
+}
+
+/// `clip_by_global_norm` then one TensorFlow Adam step. Returns the
+/// parameters and the gradients' global norm before clipping.
+fn apply_gradients(
+    parameters: Vec<Tensor<2>>,
+    gradients: Vec<Tensor<2>>,
+    adam: &mut AdamState,
+    hparams: &HParams,
+) -> (Vec<Tensor<2>>, f64) {
+    let squares: Vec<Tensor<1>> = gradients.iter().map(|g| (g.clone() * g.clone()).sum()).collect();
+    let norm = (Tensor::cat(squares, 0).sum().into_scalar::<f32>() as f64).sqrt();
+    let scale = if norm > hparams.clip_norm { hparams.clip_norm / norm } else { 1.0 };
+    adam.step += 1;
+    let t = adam.step as i32;
+    let lr_t = hparams.learning_rate * (1.0 - ADAM_BETA2.powi(t)).sqrt() / (1.0 - ADAM_BETA1.powi(t));
+    let mut updated = Vec::with_capacity(parameters.len());
+    for (i, (p, g)) in parameters.into_iter().zip(gradients).enumerate() {
+        let g = g * scale;
+        let m = adam.m[i].clone() * ADAM_BETA1 + g.clone() * (1.0 - ADAM_BETA1);
+        let v = adam.v[i].clone() * ADAM_BETA2 + g.clone() * g * (1.0 - ADAM_BETA2);
+        updated.push(p - m.clone() / (v.clone().sqrt() + ADAM_EPSILON) * lr_t);
+        adam.m[i] = m;
+        adam.v[i] = v;
+    }
+    (updated, norm)
+}
+
+/// Rows of a batch are split into this many parts, each run forward and
+/// backward on its own thread: one thread alone leaves a second core
+/// mostly idle (many small operations per time step). A constant, not the
+/// machine's core count, so that a run is the same on every machine.
+const ROW_PARTS: usize = 2;
+
+/// Runs one batch: its rows split into [`ROW_PARTS`] interleaved parts
+/// that run in parallel, their gradients summed, then one optimizer step.
+/// `model` lives on the plain device; each part makes a copy of it that
+/// records gradients on `autodiff`.
+pub fn train_step(
+    model: &Model,
+    adam: &mut AdamState,
+    sequences: &[&[u16]],
+    window: usize,
+    dropout_rng: &mut Rng,
+    autodiff: &Device,
+) -> (Model, Counts, f64) {
+    let total: f64 = sequences.iter().map(|s| s.len().saturating_sub(1) as f64).sum();
+    // At least one part, so that even an empty batch gets (zero) gradients.
+    let parts: Vec<(Vec<&[u16]>, Rng)> = (0..ROW_PARTS.min(sequences.len()).max(1))
+        .map(|part| {
+            let rows = sequences.iter().skip(part).step_by(ROW_PARTS).copied().collect();
+            (rows, Rng::new(dropout_rng.next_u64()))
+        })
+        .collect();
+    let results: Vec<(Vec<Tensor<2>>, Counts)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = parts
+            .into_iter()
+            .map(|(rows, mut rng)| scope.spawn(move || part_gradients(model, &rows, total, window, &mut rng, autodiff)))
+            .collect();
+        threads.into_iter().map(|t| t.join().expect("a training thread panicked")).collect()
+    });
+    let mut counts = Counts::default();
+    let mut sums = None;
+    for (gradients, part_counts) in results {
+        counts.add(&part_counts);
+        add_gradients(&mut sums, gradients);
+    }
+    let gradients = sums.expect("at least one part");
+    let (updated, norm) = apply_gradients(model.parameters(), gradients, adam, &model.hparams);
+    (model.with_parameters(updated), counts, norm)
+}
+
+/// Adds `more` to the running sums of gradients (or starts them).
+fn add_gradients(sums: &mut Option<Vec<Tensor<2>>>, more: Vec<Tensor<2>>) {
+    *sums = Some(match sums.take() {
+        None => more,
+        Some(s) => s.into_iter().zip(more).map(|(a, b)| a + b).collect(),
+    });
+}
+
+/// The gradients of `sequences`' summed loss divided by `total` (the whole
+/// batch's real events), forward and backward window by window.
+fn part_gradients(
+    model: &Model,
+    sequences: &[&[u16]],
+    total: f64,
+    window: usize,
+    dropout_rng: &mut Rng,
+    autodiff: &Device,
+) -> (Vec<Tensor<2>>, Counts) {
+    let batch = Batch::new(sequences);
+    let tracked: Vec<Tensor<2>> = model
+        .parameters()
+        .into_iter()
+        .map(|p| Tensor::from_inner(p).require_grad())
+        .collect();
+    let ad_model = model.with_parameters(tracked.clone());
+    let mut state = ad_model.zero_state(batch.rows);
+    let mut sums: Option<Vec<Tensor<2>>> = None;
+    let mut counts = Counts::default();
+    let mut start = 0;
+    while start < batch.time {
+        let len = window.min(batch.time - start);
+        let (inputs, labels, mask) = batch.window(start, len, autodiff);
+        let events = batch.real_events_in(start, len);
+        let dropout = Dropout { keep_prob: model.hparams.dropout_keep_prob, rng: dropout_rng };
+        let (logits, next) = ad_model.forward(inputs, state, Some(dropout));
+        let (loss_sum, window_counts) = window_loss(logits, labels, mask);
+        let grads = (loss_sum / total).backward();
+        let window_grads: Vec<Tensor<2>> = tracked
+            .iter()
+            .map(|p| p.grad(&grads).unwrap_or_else(|| Tensor::zeros(p.dims(), &p.clone().inner().device())))
+            .collect();
+        add_gradients(&mut sums, window_grads);
+        counts.add(&read_counts(window_counts.inner(), events));
+        state = next.detach();
+        start += len;
+    }
+    let gradients = sums.unwrap_or_else(|| model.parameters().iter().map(|p| p.zeros_like()).collect());
+    (gradients, counts)
+}
+
+/// What [`evaluate`] measured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    pub counts: Counts,
+    /// `[correct, total]` per class of the label.
+    pub per_class: Vec<[u64; 2]>,
+}
+
+/// Metrics over whole sequences without dropout, in batches of the model's
+/// batch size and windows of `window` events, plus per-class accuracy.
+/// Refuses an empty set (its loss would be a meaningless 0) and a loss that
+/// is not a number (damaged or diverged weights).
+pub fn evaluate(model: &Model, sequences: &[&[u16]], window: usize) -> Result<Evaluation, TrainError> {
+    if sequences.iter().all(|s| s.len() < 2) {
+        return Err(TrainError::EmptyDataset("the evaluation set"));
+    }
+    check_window(window)?;
+    let device = model.device();
+    let batch_size = model.hparams.batch_size;
+    let mut counts = Counts::default();
+    let mut per_class = vec![[0u64; 2]; NUM_CLASSES];
+    let mut order: Vec<usize> = (0..sequences.len()).collect();
+    order.sort_by_key(|&i| sequences[i].len());
+    for chunk in order.chunks(batch_size) {
+        let seqs: Vec<&[u16]> = chunk.iter().map(|&i| sequences[i]).collect();
+        let batch = Batch::new(&seqs);
+        let mut state = model.zero_state(batch.rows);
+        let mut start = 0;
+        while start < batch.time {
+            let len = window.min(batch.time - start);
+            let (inputs, labels, mask) = batch.window(start, len, &device);
+            let events = batch.real_events_in(start, len);
+            let (logits, next) = model.forward(inputs, state, None);
+            let predictions: Vec<i64> =
+                logits.clone().reshape([batch.rows * len, NUM_CLASSES]).argmax(1).into_data().convert::<i64>().try_to_vec().expect("ints");
+            let host_labels: Vec<i64> = labels.clone().into_data().convert::<i64>().try_to_vec().expect("ints");
+            let host_mask: Vec<f32> = mask.clone().into_data().convert::<f32>().try_to_vec().expect("floats");
+            for ((p, l), m) in predictions.iter().zip(&host_labels).zip(&host_mask) {
+                if *m > 0.0 {
+                    per_class[*l as usize][1] += 1;
+                    per_class[*l as usize][0] += (p == l) as u64;
+                }
+            }
+            let (_, window_counts) = window_loss(logits, labels, mask);
+            counts.add(&read_counts(window_counts, events));
+            state = next;
+            start += len;
+        }
+    }
+    let loss = counts.metrics().loss;
+    if !loss.is_finite() {
+        return Err(TrainError::NotANumber { what: "the evaluation loss", value: loss });
+    }
+    Ok(Evaluation { counts, per_class })
+}
+
+/// A truncated-backpropagation window of at least one event, within
+/// [`crate::limits::MAX_BPTT_WINDOW`].
+pub fn check_window(window: usize) -> Result<(), TrainError> {
+    if window == 0 {
+        return Err(TrainError::BadOption("bptt_window must be at least 1".into()));
+    }
+    crate::limits::check("bptt_window", window, crate::limits::MAX_BPTT_WINDOW)?;
+    Ok(())
+}
+
+/// The name of a class for per-class reports.
+pub fn class_name(class: usize) -> String {
+    Event::from_class(class).map_or_else(|| format!("class {class}"), |e| e.to_string())
+}
+
