@@ -273,6 +273,7 @@ mod create {
 
     use super::{Dataset, EVAL_FILE, Example, TRAINING_FILE, fnv1a, write_dataset};
     use crate::error::{Error, FileError, Result};
+    use crate::music_file::Reading;
     use crate::pipeline::{self, Discard, Outcome, Stats};
     use crate::rng::Rng;
 
@@ -296,6 +297,12 @@ mod create {
         /// tests on a training piece. `false` draws every piece on its own,
         /// as the original did.
         pub keep_duplicates_together: bool,
+        /// Also keep pieces that share a tune (the same melody on top, in
+        /// any key, harmonized again) on one side, so eval measures music
+        /// the model has never heard the tune of.
+        pub tunes_together: bool,
+        /// How scores are read: as the original (default), or in full.
+        pub reading: Reading,
     }
 
     impl CreateOptions {
@@ -307,6 +314,8 @@ mod create {
                 seed: DEFAULT_SEED,
                 eval_pieces: None,
                 keep_duplicates_together: true,
+                tunes_together: false,
+                reading: Reading::Original,
             }
         }
 
@@ -315,11 +324,16 @@ mod create {
                 Some(list) => format!("eval_pieces ({} listed)", list.len()),
                 None => format!("random (eval_ratio {}, seed {})", self.eval_ratio, self.seed),
             };
-            let duplicates = if self.keep_duplicates_together { "together" } else { "independent" };
+            let duplicates = match (self.keep_duplicates_together, self.tunes_together) {
+                (_, true) => "together, and pieces sharing a tune too",
+                (true, false) => "together",
+                (false, false) => "independent",
+            };
             [
                 ("created_by", format!("polyphony {}", crate::VERSION)),
                 ("partition", partition),
                 ("duplicates", duplicates.to_string()),
+                ("reading", format!("{:?}", self.reading).to_lowercase()),
                 (
                     "transpositions",
                     format!("{}..={}", pipeline::TRANSPOSITIONS.start(), pipeline::TRANSPOSITIONS.end()),
@@ -348,6 +362,8 @@ mod create {
         pub groups_straddling_split: usize,
         /// Names in `eval_pieces` that matched no input.
         pub missing_eval_pieces: Vec<String>,
+        /// Pieces that gave at least one sequence.
+        pub pieces_used: usize,
         /// The dataset files written: training, then eval.
         pub written: Vec<PathBuf>,
     }
@@ -363,6 +379,8 @@ mod create {
         name: String,
         examples: Vec<(i32, Vec<u16>)>,
         stats: Stats,
+        /// Its tune, if it has a melody long enough to tell ([`tune_of`]).
+        tune: Option<Vec<i32>>,
     }
 
     /// Reads every music file under `inputs` (directories recursively),
@@ -386,7 +404,7 @@ mod create {
         let results: Vec<std::result::Result<Piece, FileError>> = files
             .par_iter()
             .map(|input| {
-                let piece = read_piece(input);
+                let piece = read_piece(input, options.reading);
                 let mut done = done.lock().expect("progress lock");
                 *done += 1;
                 progress(*done, files.len());
@@ -400,7 +418,7 @@ mod create {
                 Err(failure) => failures.push(failure),
             }
         }
-        let groups = duplicate_groups(&pieces);
+        let groups = duplicate_groups(&pieces, options.tunes_together);
         let (in_eval, missing_eval_pieces) = choose_eval(&pieces, &groups, options);
         let mut report = CreateDatasetReport {
             options: options.clone(),
@@ -411,6 +429,7 @@ mod create {
             pieces_in_duplicate_groups: 0,
             groups_straddling_split: 0,
             missing_eval_pieces,
+            pieces_used: pieces.iter().filter(|p| !p.examples.is_empty()).count(),
             written: Vec::new(),
         };
         count_groups(&groups, &in_eval, &mut report);
@@ -471,16 +490,43 @@ mod create {
         relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
     }
 
-    fn read_piece(input: &Input) -> std::result::Result<Piece, FileError> {
-        let seq = crate::music_file::read_music_file(&input.path)
+    fn read_piece(input: &Input, reading: Reading) -> std::result::Result<Piece, FileError> {
+        let seq = crate::music_file::read_music_file_as(&input.path, reading)
             .map_err(|error| FileError { path: input.path.display().to_string(), error })?;
         let transpositions: Vec<i32> = pipeline::TRANSPOSITIONS.collect();
-        let (outcomes, stats) = pipeline::extract_sequences(&seq, &transpositions);
+        let (outcomes, stats) = pipeline::extract_sequences(&seq, &transpositions, reading.max_steps());
         let examples = kept_with_transposition(outcomes, &transpositions)
             .into_iter()
             .map(|(t, events)| (t, events.iter().map(|e| e.class() as u16).collect()))
             .collect();
-        Ok(Piece { name: input.name.clone(), examples, stats })
+        Ok(Piece { name: input.name.clone(), examples, stats, tune: tune_of(&seq) })
+    }
+
+    /// Notes of a melody that make its tune: two pieces whose top lines
+    /// begin with the same this many intervals share a tune.
+    const TUNE_NOTES: usize = 16;
+
+    /// A piece's tune: the intervals between the first [`TUNE_NOTES`]
+    /// pitches of its top line (the part with the highest mean pitch, its
+    /// highest note at each onset), repeated pitches merged, so that a tune
+    /// harmonized again, in another key or with other rhythms, matches.
+    pub(crate) fn tune_of(seq: &crate::NoteSequence) -> Option<Vec<i32>> {
+        let mut parts: BTreeMap<u32, (i64, i64)> = BTreeMap::new();
+        for n in seq.notes.iter().filter(|n| !n.is_drum) {
+            let entry = parts.entry(n.part).or_default();
+            entry.0 += i64::from(n.pitch);
+            entry.1 += 1;
+        }
+        let top = parts.iter().max_by(|a, b| (a.1.0 * b.1.1).cmp(&(b.1.0 * a.1.1)))?.0;
+        let mut onsets: BTreeMap<i64, i32> = BTreeMap::new();
+        for n in seq.notes.iter().filter(|n| n.part == *top && !n.is_drum) {
+            let at = (n.start_time * 1e6).round() as i64;
+            let highest = onsets.entry(at).or_insert(n.pitch);
+            *highest = (*highest).max(n.pitch);
+        }
+        let mut pitches: Vec<i32> = onsets.into_values().collect();
+        pitches.dedup();
+        (pitches.len() > TUNE_NOTES).then(|| pitches.windows(2).take(TUNE_NOTES).map(|w| w[1] - w[0]).collect())
     }
 
     /// Pairs each kept sequence with its transposition. `extract_sequences`
@@ -505,15 +551,22 @@ mod create {
 
     /// For each piece, the index of the first piece of its group: pieces that
     /// share any kept sequence (in any transposition) are one group, which
-    /// catches a chorale stored twice, also in another key.
-    fn duplicate_groups(pieces: &[Piece]) -> Vec<usize> {
+    /// catches a chorale stored twice, also in another key; with `by_tune`,
+    /// pieces that share a tune ([`tune_of`]) too.
+    fn duplicate_groups(pieces: &[Piece], by_tune: bool) -> Vec<usize> {
         let mut parent: Vec<usize> = (0..pieces.len()).collect();
+        let mut join = |holder: usize, i: usize| {
+            let (a, b) = (root(&parent, holder), root(&parent, i));
+            parent[a.max(b)] = a.min(b);
+        };
         let mut first_holder: HashMap<&[u16], usize> = HashMap::new();
+        let mut first_with_tune: HashMap<&[i32], usize> = HashMap::new();
         for (i, piece) in pieces.iter().enumerate() {
             for (_, events) in &piece.examples {
-                let holder = *first_holder.entry(events.as_slice()).or_insert(i);
-                let (a, b) = (root(&parent, holder), root(&parent, i));
-                parent[a.max(b)] = a.min(b);
+                join(*first_holder.entry(events.as_slice()).or_insert(i), i);
+            }
+            if let Some(tune) = piece.tune.as_deref().filter(|_| by_tune) {
+                join(*first_with_tune.entry(tune).or_insert(i), i);
             }
         }
         (0..pieces.len()).map(|i| root(&parent, i)).collect()
@@ -615,6 +668,7 @@ mod create {
                 row(f, reason.stat_name(), count(e), count(t))?;
             }
             writeln!(f, "{:<50}{:>30}", "unreadable files (skipped)", self.failures.len())?;
+            writeln!(f, "{:<50}{:>30}", "pieces giving at least one sequence", self.pieces_used)?;
             writeln!(f, "Processed {} inputs total. Produced {} outputs.", e.inputs + t.inputs, e.outputs + t.outputs)
         }
     }
@@ -635,8 +689,11 @@ mod create {
             };
             writeln!(
                 f,
-                "duplicates: {} groups of pieces sharing a sequence ({} pieces), {placement}; {} groups straddle the split",
-                self.duplicate_groups, self.pieces_in_duplicate_groups, self.groups_straddling_split
+                "duplicates: {} groups of pieces sharing a sequence{} ({} pieces), {placement}; {} groups straddle the split",
+                self.duplicate_groups,
+                if o.tunes_together { " or a tune" } else { "" },
+                self.pieces_in_duplicate_groups,
+                self.groups_straddling_split
             )?;
             for path in &self.written {
                 writeln!(f, "wrote {}", path.display())?;

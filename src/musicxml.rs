@@ -24,6 +24,7 @@ use std::io::Read;
 use roxmltree::{Document, Node, ParsingOptions};
 
 use crate::error::{Error, Result};
+use crate::music_file::Reading;
 use crate::note_sequence::{Note, NoteSequence, Tempo, TimeSignature};
 
 /// MIDI ticks per quarter of the original's conversion; it cancels out but is
@@ -39,16 +40,18 @@ fn err(message: impl Into<String>) -> Error {
     Error::MusicXml(message.into())
 }
 
-/// Reads an uncompressed MusicXML document.
-pub fn read_musicxml(bytes: &[u8]) -> Result<NoteSequence> {
+/// Reads an uncompressed MusicXML document. The [`Reading::Full`] reading
+/// gives a time signature only where one is written (ties and grace notes
+/// are handled by the caller, [`crate::music_file`]).
+pub fn read_musicxml(bytes: &[u8], reading: Reading) -> Result<NoteSequence> {
     let text = decode_text(bytes)?;
     let doc = parse_xml(&text)?;
-    Parser::default().document(doc.root_element())
+    Parser { written_signatures_only: reading == Reading::Full, ..Parser::default() }.document(doc.root_element())
 }
 
 /// Reads a compressed MusicXML archive: the score is the root file named by
 /// `META-INF/container.xml`.
-pub fn read_mxl(bytes: &[u8]) -> Result<NoteSequence> {
+pub fn read_mxl(bytes: &[u8], reading: Reading) -> Result<NoteSequence> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| err(format!("not a zip archive (.mxl): {e}")))?;
     let container = read_entry(&mut archive, "META-INF/container.xml")
@@ -58,7 +61,7 @@ pub fn read_mxl(bytes: &[u8]) -> Result<NoteSequence> {
     let root_file = root_file_path(container_doc.root_element())?;
     let score = read_entry(&mut archive, &root_file)
         .map_err(|_| err(format!("score file {root_file} not found in zip archive")))?;
-    read_musicxml(&score)
+    read_musicxml(&score, reading)
 }
 
 /// An entry's bytes, inflated up to [`crate::limits::MAX_INFLATED_BYTES`]
@@ -207,6 +210,8 @@ struct Parser {
     previous: Option<PreviousNote>,
     transpose: i64,
     signature: Option<Signature>,
+    /// No time signature of its own for a measure shorter than written.
+    written_signatures_only: bool,
     // Results.
     notes: Vec<Note>,
     signatures: Vec<Signature>,
@@ -227,6 +232,7 @@ impl Default for Parser {
             previous: None,
             transpose: 0,
             signature: None,
+            written_signatures_only: false,
             notes: Vec::new(),
             signatures: Vec::new(),
             first_part_tempos: Vec::new(),
@@ -573,6 +579,9 @@ impl Parser {
             self.signature = Some(s);
             return Ok(Some(s));
         };
+        if self.written_signatures_only {
+            return Ok(written);
+        }
         let current_fraction = Fraction::new(current.numerator, current.denominator)?;
         let pickup = length < current.numerator;
         let candidate = if actual == Fraction(1, 1) && !pickup {

@@ -93,6 +93,42 @@ pub struct NoteSequence {
 }
 
 impl NoteSequence {
+    /// Joins every note that continues a tie into the note it continues
+    /// (same part and pitch, starting where that one ends), so a tied
+    /// note sounds once, as written.
+    pub fn join_ties(&mut self) {
+        let mut order: Vec<usize> = (0..self.notes.len()).collect();
+        order.sort_by(|&a, &b| self.notes[a].start_time.total_cmp(&self.notes[b].start_time));
+        // (part, pitch) -> the note whose tie is open.
+        let mut open: std::collections::HashMap<(u32, i32), usize> = std::collections::HashMap::new();
+        let mut joined = vec![false; self.notes.len()];
+        for i in order {
+            let key = (self.notes[i].part, self.notes[i].pitch);
+            let into = open.get(&key).copied().filter(|&k| {
+                self.notes[i].tie_stop && (self.notes[k].end_time - self.notes[i].start_time).abs() < 1e-6
+            });
+            match into {
+                Some(k) => {
+                    self.notes[k].end_time = self.notes[i].end_time;
+                    self.notes[k].tie_start = self.notes[i].tie_start;
+                    joined[i] = true;
+                    if !self.notes[i].tie_start {
+                        open.remove(&key);
+                    }
+                }
+                None if self.notes[i].tie_start => {
+                    open.insert(key, i);
+                }
+                None => {}
+            }
+        }
+        let mut index = 0;
+        self.notes.retain(|_| {
+            index += 1;
+            !joined[index - 1]
+        });
+    }
+
     /// The tempo in force at time zero, or the default.
     pub fn initial_qpm(&self) -> f64 {
         self.tempos

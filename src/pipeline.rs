@@ -106,9 +106,10 @@ pub enum Outcome {
 }
 
 /// Runs split → quantize → transpose → extract on one piece for the given
-/// transpositions. Returns the outcome of every (sub-sequence, transposition)
-/// pair in that order, and the statistics.
-pub fn extract_sequences(seq: &NoteSequence, transpositions: &[i32]) -> (Vec<Outcome>, Stats) {
+/// transpositions, keeping (sub-)sequences of up to `max_steps` steps (the
+/// original: [`MAX_STEPS`]). Returns the outcome of every (sub-sequence,
+/// transposition) pair in that order, and the statistics.
+pub fn extract_sequences(seq: &NoteSequence, transpositions: &[i32], max_steps: usize) -> (Vec<Outcome>, Stats) {
     let mut stats = Stats { inputs: 1, ..Stats::default() };
     let mut outcomes = Vec::new();
     for sub in split_on_time_changes(seq) {
@@ -126,7 +127,7 @@ pub fn extract_sequences(seq: &NoteSequence, transpositions: &[i32]) -> (Vec<Out
             let outcome = match transpose(&quantized, amount) {
                 Some(t) => {
                     generated += 1;
-                    extract_polyphonic(&t)
+                    extract_polyphonic(&t, max_steps)
                 }
                 None => Err(Discard::RangeExceeded),
             };
@@ -368,9 +369,9 @@ pub fn transpose(seq: &NoteSequence, amount: i32) -> Option<NoteSequence> {
 }
 
 /// Encodes a quantized sequence if it passes the extractor's checks: one
-/// program, and between [`MIN_STEPS`] and [`MAX_STEPS`] steps
-/// (`extract_polyphonic_sequences`).
-pub fn extract_polyphonic(seq: &NoteSequence) -> Result<Vec<Event>, Discard> {
+/// program, and between [`MIN_STEPS`] and `max_steps` steps (the original's
+/// `extract_polyphonic_sequences`, with [`MAX_STEPS`]).
+pub fn extract_polyphonic(seq: &NoteSequence, max_steps: usize) -> Result<Vec<Event>, Discard> {
     let mut programs = seq.notes.iter().map(|n| n.program);
     if let Some(first) = programs.next() {
         if programs.any(|p| p != first) {
@@ -381,7 +382,7 @@ pub fn extract_polyphonic(seq: &NoteSequence) -> Result<Vec<Event>, Discard> {
     if steps < MIN_STEPS {
         return Err(Discard::TooShort);
     }
-    if steps > MAX_STEPS {
+    if steps > max_steps {
         return Err(Discard::TooLong);
     }
     Ok(encoding::encode(seq))
@@ -396,7 +397,7 @@ pub fn events_report(seq: &NoteSequence, transpose: i32, index: bool) -> crate::
         let at = format!("note at {:.3} s{}", note.start_time, transposed_by(transpose));
         return Err(crate::Error::PitchOutOfRange { pitch: note.pitch + transpose, at: Some(at) });
     }
-    let (outcomes, _) = extract_sequences(seq, &[transpose]);
+    let (outcomes, _) = extract_sequences(seq, &[transpose], MAX_STEPS);
     let kept: Vec<Vec<Event>> = outcomes
         .iter()
         .filter_map(|o| match o {

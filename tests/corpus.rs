@@ -17,7 +17,7 @@ fn corpus_stats(transpositions: &[i32]) -> Stats {
     let mut total = Stats::default();
     for path in files {
         let seq = music_file::read_music_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        total.add(&pipeline::extract_sequences(&seq, transpositions).1);
+        total.add(&pipeline::extract_sequences(&seq, transpositions, pipeline::MAX_STEPS).1);
     }
     total
 }

@@ -96,7 +96,7 @@ fn decoding_matches_the_original() {
 fn midi_event_round_trip_is_identical() {
     for piece in common::golden_pieces() {
         let seq = midi::read_midi(&std::fs::read(piece.join("input.mid")).unwrap()).unwrap();
-        let (outcomes, _) = pipeline::extract_sequences(&seq, &[0]);
+        let (outcomes, _) = pipeline::extract_sequences(&seq, &[0], pipeline::MAX_STEPS);
         for outcome in outcomes {
             let pipeline::Outcome::Kept(events) = outcome else { continue };
             let written = midi::write_playable(&encoding::decode_default(&events));

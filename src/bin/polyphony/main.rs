@@ -180,6 +180,8 @@ fn create_dataset(args: CreateDatasetArgs) -> bool {
     options.seed = args.seed;
     options.eval_ratio = args.eval_ratio.unwrap_or(dataset::DEFAULT_EVAL_RATIO);
     options.keep_duplicates_together = !args.split_duplicates;
+    options.tunes_together = args.tunes_together;
+    options.reading = args.reading;
     if let Some(list) = &args.eval_pieces {
         match std::fs::read_to_string(list) {
             Ok(text) => options.eval_pieces = Some(dataset::parse_piece_list(&text)),
