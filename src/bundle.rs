@@ -94,7 +94,7 @@ pub fn lstm_bias_name(layer: usize) -> String {
 /// order. Saturating arithmetic: the hparams may come from a hostile file.
 pub fn expected_shapes(hparams: &HParams) -> Vec<(String, Vec<usize>)> {
     let mut shapes = Vec::new();
-    let mut input = NUM_CLASSES;
+    let mut input = hparams.input_width();
     for (layer, &hidden) in hparams.rnn_layer_sizes.iter().enumerate() {
         let gates = hidden.saturating_mul(4);
         shapes.push((lstm_kernel_name(layer), vec![input.saturating_add(hidden), gates]));

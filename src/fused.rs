@@ -272,8 +272,8 @@ fn sigmoid(x: f32) -> f32 {
 struct Layer {
     input: usize,
     hidden: usize,
-    /// First layer only: the input rows of the kernel, `[259, 4·hidden]`,
-    /// row-major (the one-hot input picks one).
+    /// First layer only: the input rows of the kernel, `[input, 4·hidden]`,
+    /// row-major (the one-hot input picks one, each feature that is on one).
     lookup: Option<Vec<f32>>,
     /// The rows multiplied: hidden only for the first layer, input then
     /// hidden for the others.
@@ -301,7 +301,8 @@ impl FusedLstm {
     pub fn new(weights: &Weights) -> FusedLstm {
         let mut it = weights.tensors().iter().map(|t| t.data.clone());
         let mut layers = Vec::new();
-        let mut input = NUM_CLASSES;
+        // The first kernel's rows: the input (one-hot and any features), then the hidden state.
+        let mut input = weights.tensors()[0].shape[0] - weights.layer_sizes()[0];
         for (l, &hidden) in weights.layer_sizes().iter().enumerate() {
             let kernel = it.next().expect("kernel");
             let bias = it.next().expect("bias");
@@ -348,9 +349,11 @@ impl FusedLstm {
         self.batch = rows.len();
     }
 
-    /// One event per sequence in, `[batch, 259]` logits out (row-major into
+    /// One event per sequence in (and for a network with context inputs
+    /// each row's [`crate::context`] features that are on; `features` may be
+    /// empty for one without), `[batch, 259]` logits out (row-major into
     /// `logits`), state advanced.
-    pub fn step_into(&mut self, inputs: &[usize], logits: &mut Vec<f32>) {
+    pub fn step_into(&mut self, inputs: &[usize], features: &[Vec<u16>], logits: &mut Vec<f32>) {
         assert_eq!(inputs.len(), self.batch, "one input per sequence");
         let batch = self.batch;
         for l in 0..self.layers.len() {
@@ -362,10 +365,14 @@ impl FusedLstm {
             }
             if let Some(lookup) = &layer.lookup {
                 let cols = 4 * hidden;
+                // The one-hot event and the binary features each pick a row.
+                let feature_rows = |b: usize| features.get(b).into_iter().flatten().map(|&k| NUM_CLASSES + k as usize);
                 for (b, &class) in inputs.iter().enumerate() {
-                    let row = &lookup[class * cols..(class + 1) * cols];
-                    for (z, w) in self.z[b * stride..b * stride + cols].iter_mut().zip(row) {
-                        *z += w;
+                    for r in std::iter::once(class).chain(feature_rows(b)).filter(|&r| r < layer.input) {
+                        let row = &lookup[r * cols..(r + 1) * cols];
+                        for (z, w) in self.z[b * stride..b * stride + cols].iter_mut().zip(row) {
+                            *z += w;
+                        }
                     }
                 }
                 gemm_acc(&layer.packed, &self.h[l], hidden, batch, &mut self.z);

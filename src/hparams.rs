@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::CONTEXT_WIDTH;
 use crate::encoding::NUM_CLASSES;
 use crate::limits::{self, LimitError};
 
@@ -15,6 +16,11 @@ pub struct HParams {
     pub dropout_keep_prob: f64,
     pub clip_norm: f64,
     pub learning_rate: f64,
+    /// The network also reads the music's state ([`crate::context`]) beside
+    /// the previous event; false is the original's network, and the
+    /// original's checkpoints have it so.
+    #[serde(default)]
+    pub context_inputs: bool,
 }
 
 impl Default for HParams {
@@ -25,6 +31,7 @@ impl Default for HParams {
             dropout_keep_prob: 0.5,
             clip_norm: 5.0,
             learning_rate: 0.001,
+            context_inputs: false,
         }
     }
 }
@@ -41,7 +48,7 @@ pub enum HParamsError {
     NotAnAssignment(String),
     #[error("hparam {name}: {value:?} is not {what}")]
     Unreadable { name: String, value: String, what: &'static str },
-    #[error("unknown hparam {0:?} (known: batch_size, rnn_layer_sizes, dropout_keep_prob, clip_norm, learning_rate)")]
+    #[error("unknown hparam {0:?} (known: batch_size, rnn_layer_sizes, dropout_keep_prob, clip_norm, learning_rate, context_inputs)")]
     Unknown(String),
 }
 
@@ -79,11 +86,17 @@ impl HParams {
         Ok(())
     }
 
+    /// Width of the first layer's input: the 259-wide one-hot event, and
+    /// with `context_inputs` the [`crate::context`] features.
+    pub fn input_width(&self) -> usize {
+        NUM_CLASSES + if self.context_inputs { CONTEXT_WIDTH } else { 0 }
+    }
+
     /// Weights of the network these hparams describe (saturating: the
     /// sizes may not have been checked yet).
     pub fn parameter_count(&self) -> usize {
         let mut total = 0usize;
-        let mut input = NUM_CLASSES;
+        let mut input = self.input_width();
         for &hidden in &self.rnn_layer_sizes {
             let gates = hidden.saturating_mul(4);
             total = total.saturating_add(input.saturating_add(hidden).saturating_mul(gates)).saturating_add(gates);
@@ -105,6 +118,7 @@ impl HParams {
                 "dropout_keep_prob" => self.dropout_keep_prob = number(&value)?,
                 "clip_norm" => self.clip_norm = number(&value)?,
                 "learning_rate" => self.learning_rate = number(&value)?,
+                "context_inputs" => self.context_inputs = value.parse().map_err(|_| unreadable("true or false"))?,
                 _ => return Err(HParamsError::Unknown(name)),
             }
         }
@@ -116,19 +130,20 @@ impl HParams {
     pub fn to_overrides(&self) -> String {
         let sizes: Vec<String> = self.rnn_layer_sizes.iter().map(|s| s.to_string()).collect();
         format!(
-            "batch_size={},rnn_layer_sizes=[{}],dropout_keep_prob={},clip_norm={},learning_rate={}",
+            "batch_size={},rnn_layer_sizes=[{}],dropout_keep_prob={},clip_norm={},learning_rate={},context_inputs={}",
             self.batch_size,
             sizes.join(","),
             self.dropout_keep_prob,
             self.clip_norm,
-            self.learning_rate
+            self.learning_rate,
+            self.context_inputs
         )
     }
 
     /// Whether two sets describe the same network (training-only values such
     /// as batch size or learning rate may differ when generating).
     pub fn same_model(&self, other: &HParams) -> bool {
-        self.rnn_layer_sizes == other.rnn_layer_sizes
+        self.rnn_layer_sizes == other.rnn_layer_sizes && self.context_inputs == other.context_inputs
     }
 }
 

@@ -8,7 +8,8 @@
 //!   [`step_grid`], notes counted in sixteenth steps (what the page draws);
 //! - [`pipeline`]: splitting, quantizing, transposing and extracting, as the
 //!   original's dataset pipeline does;
-//! - events: [`encoding`], the 259-class polyphonic event encoding;
+//! - events: [`encoding`], the 259-class polyphonic event encoding, and
+//!   [`context`], the music's state beside each event (a model input);
 //! - [`dataset`]: training and eval sets of encoded pieces on disk;
 //! - model: [`hparams`], [`bundle`] (the one-file model), [`model`] (burn's
 //!   network, for training and the GPU) and [`fused`] (the fast CPU step);
@@ -38,6 +39,7 @@ pub mod note_sequence;
 pub mod step_grid;
 pub mod pipeline;
 pub mod encoding;
+pub mod context;
 pub mod dataset;
 pub mod hparams;
 pub mod bundle;

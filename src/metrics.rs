@@ -74,6 +74,10 @@ pub struct LogRecord {
     pub kind: String,
     pub step: u64,
     pub elapsed_secs: f64,
+    /// CPU seconds the run has used (all its threads), where the system
+    /// says: runs that shared the machine are compared on this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_secs: Option<f64>,
     #[serde(flatten)]
     pub metrics: Metrics,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,4 +129,14 @@ pub fn truncate_log(run_dir: &Path, step: u64) -> std::io::Result<()> {
 /// Whether the run directory holds a log with any record.
 pub fn has_log(run_dir: &Path) -> bool {
     !read_log(run_dir).is_empty()
+}
+
+/// CPU seconds (user and system, all threads) this process has used, on
+/// Linux; `None` elsewhere.
+pub fn process_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses): utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }

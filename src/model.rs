@@ -196,19 +196,28 @@ impl Model {
         State { h: self.cells.iter().map(zeros).collect(), c: self.cells.iter().map(zeros).collect() }
     }
 
-    /// Runs `inputs` (`[batch, time]` class indices) through the network from
-    /// `state`; returns the logits `[batch, time, 259]` and the final state.
+    /// Runs `inputs` (`[batch, time]` class indices, and for a network with
+    /// `context_inputs` their [`crate::context`] features, `[batch, time,
+    /// CONTEXT_WIDTH]` of 0 and 1) through the network from `state`;
+    /// returns the logits `[batch, time, 259]` and the final state.
     ///
     /// Layer by layer, one time step at a time, with the time steps kept as
     /// separate `[batch, …]` tensors: slicing one big `[batch, time, …]`
     /// tensor inside the loop would make every step's gradient as large as
     /// the whole window. The first layer's input product is a row lookup,
     /// since its input is one-hot.
-    pub fn forward(&self, inputs: Tensor<2, Int>, state: State, mut dropout: Option<Dropout>) -> (Tensor<3>, State) {
+    pub fn forward(&self, inputs: Tensor<2, Int>, context: Option<Tensor<3>>, state: State, mut dropout: Option<Dropout>) -> (Tensor<3>, State) {
         let [batch, time] = inputs.dims();
         let columns: Vec<Tensor<1, Int>> = (0..time)
             .map(|t| inputs.clone().slice([0..batch, t..t + 1]).reshape([batch]))
             .collect();
+        // The features need no gradient, so slicing them step by step is cheap.
+        let context_at = |t: usize| {
+            context.as_ref().map(|c| {
+                let width = c.dims()[2];
+                c.clone().slice([0..batch, t..t + 1, 0..width]).reshape([batch, width])
+            })
+        };
         let mut layer_inputs: Vec<Tensor<2>> = Vec::new();
         let (mut hs, mut cs) = (Vec::new(), Vec::new());
         for (layer, cell) in self.cells.iter().enumerate() {
@@ -219,7 +228,11 @@ impl Model {
             let mut outputs = Vec::with_capacity(time);
             for t in 0..time {
                 let x_part = if layer == 0 {
-                    w_x.clone().select(0, columns[t].clone())
+                    let event = w_x.clone().select(0, columns[t].clone());
+                    match context_at(t).filter(|_| input > NUM_CLASSES) {
+                        Some(features) => event + features.matmul(w_x.clone().slice([NUM_CLASSES..input, 0..4 * hidden])),
+                        None => event,
+                    }
                 } else {
                     layer_inputs[t].clone().matmul(w_x.clone())
                 };
@@ -288,7 +301,7 @@ mod tests {
         );
         let events = [0usize, 63];
         let inputs = Tensor::<2, Int>::from_data(TensorData::new(events.iter().map(|&e| e as i64).collect::<Vec<_>>(), [1, 2]), &device);
-        let (logits, _) = model.forward(inputs, model.zero_state(1), None);
+        let (logits, _) = model.forward(inputs, None, model.zero_state(1), None);
         let got = logits.into_data().try_to_vec::<f32>().unwrap();
 
         let s = |x: f64| 1.0 / (1.0 + (-x).exp());

@@ -1,6 +1,8 @@
 //! Generation: the fused step against burn's model, primers, injection,
 //! seeds, beam search, the command line and its refusals.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output as ProcessOutput};
 
@@ -22,7 +24,10 @@ fn hparams(sizes: &[usize]) -> HParams {
 /// A random network; biases random too, so that every term of the cell is
 /// exercised. `step_end_bias` makes STEP_END likely so that pieces end soon.
 fn random_bundle(sizes: &[usize], seed: u64, step_end_bias: f32) -> Bundle {
-    let hp = hparams(sizes);
+    random_bundle_of(hparams(sizes), seed, step_end_bias)
+}
+
+fn random_bundle_of(hp: HParams, seed: u64, step_end_bias: f32) -> Bundle {
     let (metadata, mut tensors) = Model::init(&hp, &Device::flex(), seed)
         .to_bundle(BundleMetadata::new("test", hp.clone(), "2026-01-01T00:00:00Z"))
         .unwrap()
@@ -83,7 +88,7 @@ fn steps_of(events: &[Event]) -> Vec<Vec<Event>> {
 /// One step's logits of any host-sampled model.
 fn step(model: &mut dyn StepModel, inputs: &[usize]) -> Vec<f32> {
     let mut logits = Vec::new();
-    model.step(inputs, &mut logits);
+    model.step(inputs, &[], &mut logits);
     logits
 }
 
@@ -105,7 +110,7 @@ fn fused_step_matches_burns_model() {
         let inputs: Vec<Vec<usize>> = (0..batch).map(|_| (0..time).map(|_| rng.below(NUM_CLASSES)).collect()).collect();
         let flat: Vec<i64> = inputs.iter().flatten().map(|&c| c as i64).collect();
         let x = Tensor::<2, Int>::from_data(TensorData::new(flat, [batch, time]), &device);
-        let (logits, _) = model.forward(x, model.zero_state(batch), None);
+        let (logits, _) = model.forward(x, None, model.zero_state(batch), None);
         let expected = logits.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
         fused.reset(batch);
         let mut max_diff = 0.0f32;
@@ -121,6 +126,54 @@ fn fused_step_matches_burns_model() {
         }
         assert!(max_diff < 1e-4, "layers {sizes:?}, batch {batch}: max logit difference {max_diff}");
     }
+}
+
+/// A network that reads the music's state: the fused step and burn's model
+/// agree on it, fed a real chorale's events and their features.
+#[test]
+fn a_context_network_runs_the_same_in_the_fused_step_and_in_burn() {
+    let bundle = random_bundle_of(HParams { context_inputs: true, ..hparams(&[16, 12]) }, 9, 3.0);
+    let device = Device::flex();
+    let model = Model::from_bundle(&bundle, &device);
+    let mut fused = FusedLstm::new(bundle.weights());
+    let text = std::fs::read_to_string(common::golden_dir().join("bwv66.6.mxl/events.txt")).unwrap();
+    let events = &encoding::from_text(&text).unwrap()[0][..60];
+    let features = polyphony::context::features_of(events.iter().copied());
+    let width = polyphony::context::CONTEXT_WIDTH;
+    let mut dense = vec![0.0f32; events.len() * width];
+    for (t, on) in features.iter().enumerate() {
+        on.iter().for_each(|&k| dense[t * width + k as usize] = 1.0);
+    }
+    let x = Tensor::<2, Int>::from_data(TensorData::new(events.iter().map(|e| e.class() as i64).collect::<Vec<_>>(), [1, events.len()]), &device);
+    let context = Tensor::<3>::from_data(TensorData::new(dense, [1, events.len(), width]), &device);
+    let (logits, _) = model.forward(x.clone(), Some(context), model.zero_state(1), None);
+    let expected = logits.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let (blind, _) = model.forward(x, None, model.zero_state(1), None);
+    let blind = blind.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    assert!(expected.iter().zip(&blind).any(|(a, b)| (a - b).abs() > 1e-3), "the features change the logits");
+    fused.reset(1);
+    let mut logits = Vec::new();
+    for (t, e) in events.iter().enumerate() {
+        fused.step_into(&[e.class()], &features[t..t + 1], &mut logits);
+        let want = &expected[t * NUM_CLASSES..(t + 1) * NUM_CLASSES];
+        let diff = logits.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(diff < 1e-4, "step {t}: max logit difference {diff}");
+    }
+    // Generation feeds each row the features of its own stream.
+    let opts = options(2, 16, Primer::Pitches(vec![67, 64, 60]), true, true);
+    let mut session = generate::Session::new(&opts).unwrap();
+    fused.reset(session.batch());
+    while !session.is_done() {
+        if session.row_steps(0) < session.target_steps() {
+            // Row 0 has been fed one event a model step; its input is the next.
+            let read = session.row_events(0)[..=session.model_steps()].to_vec();
+            assert_eq!(session.features()[0], *polyphony::context::features_of(read).last().unwrap());
+        }
+        fused.step_into(session.inputs().unwrap(), session.features(), &mut logits);
+        session.feed(&logits).unwrap();
+    }
+    let on_device = generate::generate_on_device(generate::BurnStep::new(model), &opts).unwrap();
+    assert_eq!(on_device.len(), 2);
 }
 
 #[test]
@@ -168,7 +221,7 @@ fn sampling_on_the_device_follows_the_temperature_scaled_softmax() {
         step.reset(rows);
         let mut forced = vec![None; rows];
         forced[0] = Some(200);
-        let chosen = generate::choices(step.sample(&vec![0; rows], &forced, &vec![true; rows * NUM_CLASSES], temperature).into_data()).unwrap();
+        let chosen = generate::choices(step.sample(&vec![0; rows], &[], &forced, &vec![true; rows * NUM_CLASSES], temperature).into_data()).unwrap();
         assert_eq!(chosen[0].class, 200, "a forced class is kept");
         assert!((chosen[0].log_prob - log_p(200)).abs() < 1e-4);
         let mut counts = vec![0usize; NUM_CLASSES];
@@ -197,7 +250,7 @@ fn sampling_on_the_device_keeps_to_the_allowed_classes() {
     step.reset(rows);
     let kept = [Event::StepEnd.class(), Event::NewNote(60).class(), Event::ContinuedNote(64).class()];
     let allowed: Vec<bool> = (0..rows * NUM_CLASSES).map(|i| kept.contains(&(i % NUM_CLASSES))).collect();
-    let chosen = generate::choices(step.sample(&vec![0; rows], &vec![None; rows], &allowed, 1.0).into_data()).unwrap();
+    let chosen = generate::choices(step.sample(&vec![0; rows], &[], &vec![None; rows], &allowed, 1.0).into_data()).unwrap();
     let sum: f64 = kept.iter().map(|&c| (logits[c] as f64).exp()).sum();
     for class in kept {
         let p = (logits[class] as f64).exp() / sum;
@@ -215,7 +268,7 @@ struct Orphans;
 
 impl StepModel for Orphans {
     fn reset(&mut self, _batch: usize) {}
-    fn step(&mut self, inputs: &[usize], logits: &mut Vec<f32>) {
+    fn step(&mut self, inputs: &[usize], _features: &[Vec<u16>], logits: &mut Vec<f32>) {
         let mut l = vec![0.0f32; NUM_CLASSES];
         l[Event::ContinuedNote(61).class()] = 6.0;
         l[Event::NewNote(60).class()] = 4.0;
@@ -471,7 +524,7 @@ impl Trap {
 
 impl StepModel for Trap {
     fn reset(&mut self, _batch: usize) {}
-    fn step(&mut self, inputs: &[usize], logits: &mut Vec<f32>) {
+    fn step(&mut self, inputs: &[usize], _features: &[Vec<u16>], logits: &mut Vec<f32>) {
         *logits = inputs.iter().flat_map(|&i| Trap::logits(i)).collect();
     }
     fn select_rows(&mut self, _rows: &[usize]) {}
@@ -773,7 +826,7 @@ fn a_session_reports_its_rows_and_progress() {
     assert_eq!(last, 0.0);
     let mut logits = Vec::new();
     while let Some(inputs) = session.inputs() {
-        net.step_into(inputs, &mut logits);
+        net.step_into(inputs, session.features(), &mut logits);
         if let Some(rows) = session.feed(&logits).unwrap() {
             net.select_rows(&rows);
         }

@@ -52,21 +52,42 @@ fn losses(dir: &PathBuf) -> Vec<(u64, f64)> {
     metrics::read_log(dir).iter().filter(|r| r.kind == "train").map(|r| (r.step, r.metrics.loss)).collect()
 }
 
-/// The summed cross-entropy of `labels` after `inputs` (both `[batch, time]`).
+/// The summed cross-entropy of `labels` after `inputs` (both `[batch, time]`);
+/// for a context network, with each row's features as the stream gives them.
 fn cross_entropy(model: &Model, inputs: &[i64], labels: &[i64], batch: usize, device: &Device) -> Tensor<1> {
     let time = inputs.len() / batch;
     let x = Tensor::<2, Int>::from_data(TensorData::new(inputs.to_vec(), [batch, time]), device);
     let y = Tensor::<2, Int>::from_data(TensorData::new(labels.to_vec(), [batch * time, 1]), device);
-    let (logits, _) = model.forward(x, model.zero_state(batch), None);
+    let context = model.hparams.context_inputs.then(|| {
+        let width = polyphony::context::CONTEXT_WIDTH;
+        let mut dense = vec![0.0f32; inputs.len() * width];
+        for (r, row) in inputs.chunks(time).enumerate() {
+            let events = row.iter().map(|&c| encoding::Event::from_class(c as usize).unwrap());
+            for (t, on) in polyphony::context::features_of(events).iter().enumerate() {
+                on.iter().for_each(|&k| dense[(r * time + t) * width + k as usize] = 1.0);
+            }
+        }
+        Tensor::<3>::from_data(TensorData::new(dense, [batch, time, width]), device)
+    });
+    let (logits, _) = model.forward(x, context, model.zero_state(batch), None);
     log_softmax(logits.reshape([batch * time, encoding::NUM_CLASSES]), 1).gather(1, y).sum().neg()
 }
 
 /// Backpropagation through two layers and six time steps against central
-/// differences, for every parameter tensor. The inputs repeat classes across
+/// differences, for every parameter tensor, in the original network and in
+/// one that reads the context features. The inputs repeat classes across
 /// rows and steps, so the one-hot row lookup must add up its gradients.
 #[test]
 fn gradients_match_finite_differences() {
-    let hparams = HParams::default().with_overrides("rnn_layer_sizes=[6,5]").unwrap();
+    check_gradients("rnn_layer_sizes=[6,5]", &[2, 5, 7, 9]);
+    // Context rows of the pitches 2, 4 and 6 (NEW_NOTE classes 5, 7, 9), of
+    // the same pitches written in this step, and of the beat phases.
+    let context_rows = [2, 4, 6, 130, 132, 134, 256, 257, 258].map(|k| encoding::NUM_CLASSES + k);
+    check_gradients("rnn_layer_sizes=[6,5],context_inputs=true", &[[2, 5, 7, 9].as_slice(), &context_rows].concat());
+}
+
+fn check_gradients(overrides: &str, first_kernel_rows: &[usize]) {
+    let hparams = HParams::default().with_overrides(overrides).unwrap();
     let plain = Backend::Cpu.device().unwrap();
     let model = Model::init(&hparams, &plain, 7);
     let inputs = [5, 5, 7, 2, 5, 7, 7, 5, 5, 2, 9, 9, 2, 2, 5, 5, 7, 7];
@@ -86,7 +107,7 @@ fn gradients_match_finite_differences() {
         let values = host_values(parameters[index].clone());
         // The first kernel's rows of the classes fed in; a spread of the others.
         let checked: Vec<usize> = if index == 0 {
-            [2, 5, 7, 9].iter().flat_map(|&row| row * 4 * hidden..(row + 1) * 4 * hidden).collect()
+            first_kernel_rows.iter().flat_map(|&row| row * 4 * hidden..(row + 1) * 4 * hidden).collect()
         } else {
             (0..values.len()).step_by(1 + values.len() / 200).collect()
         };

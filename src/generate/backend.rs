@@ -110,8 +110,10 @@ pub async fn start_webgpu() -> Result<(), GenerateError> {
 pub trait StepModel {
     /// All-zero state for `batch` sequences.
     fn reset(&mut self, batch: usize);
-    /// One input class per sequence; `[batch, 259]` logits, row-major, into `logits`.
-    fn step(&mut self, inputs: &[usize], logits: &mut Vec<f32>);
+    /// One input class per sequence (with its [`crate::context`] features
+    /// for a network that reads them, [`Session::features`]); `[batch, 259]`
+    /// logits, row-major, into `logits`.
+    fn step(&mut self, inputs: &[usize], features: &[Vec<u16>], logits: &mut Vec<f32>);
     /// New row `i` takes old row `rows[i]`'s state (beam search).
     fn select_rows(&mut self, rows: &[usize]);
 }
@@ -120,8 +122,8 @@ impl StepModel for FusedLstm {
     fn reset(&mut self, batch: usize) {
         FusedLstm::reset(self, batch);
     }
-    fn step(&mut self, inputs: &[usize], logits: &mut Vec<f32>) {
-        self.step_into(inputs, logits);
+    fn step(&mut self, inputs: &[usize], features: &[Vec<u16>], logits: &mut Vec<f32>) {
+        self.step_into(inputs, features, logits);
     }
     fn select_rows(&mut self, rows: &[usize]) {
         FusedLstm::select_rows(self, rows);
@@ -131,7 +133,7 @@ impl StepModel for FusedLstm {
 /// One model step of `session` on a host-sampled model.
 pub fn host_step(model: &mut dyn StepModel, session: &mut Session, logits: &mut Vec<f32>) -> Result<(), GenerateError> {
     let Some(inputs) = session.inputs() else { return Ok(()) };
-    model.step(inputs, logits);
+    model.step(inputs, session.features(), logits);
     if let Some(rows) = session.feed(logits)? {
         model.select_rows(&rows);
     }
@@ -168,10 +170,18 @@ impl BurnStep {
     }
 
     /// One step's logits, `[batch, 259]`, left on the device.
-    fn logits(&mut self, inputs: &[usize]) -> Tensor<2> {
+    fn logits(&mut self, inputs: &[usize], features: &[Vec<u16>]) -> Tensor<2> {
         let x = self.int_column(inputs.iter().map(|&c| c as i64));
+        let context = self.model.hparams.context_inputs.then(|| {
+            let width = crate::context::CONTEXT_WIDTH;
+            let mut dense = vec![0.0f32; inputs.len() * width];
+            for (b, on) in features.iter().enumerate() {
+                on.iter().for_each(|&k| dense[b * width + k as usize] = 1.0);
+            }
+            Tensor::<3>::from_data(TensorData::new(dense, [inputs.len(), 1, width]), &self.model.device())
+        });
         let state = self.state.take().expect("reset first");
-        let (logits, state) = self.model.forward(x, state, None);
+        let (logits, state) = self.model.forward(x, context, state, None);
         self.state = Some(state);
         logits.reshape([inputs.len(), NUM_CLASSES])
     }
@@ -189,12 +199,12 @@ impl BurnStep {
     /// [`Session::allowed`]; Gumbel-max: the argmax of the scaled logits
     /// plus `-ln(-ln U)` noise is exactly such a sample). Returns `[batch, 2]`
     /// (class, log-probability) to read back and give to [`choices`].
-    pub fn sample(&mut self, inputs: &[usize], forced: &[Option<usize>], allowed: &[bool], temperature: f64) -> Tensor<2> {
+    pub fn sample(&mut self, inputs: &[usize], features: &[Vec<u16>], forced: &[Option<usize>], allowed: &[bool], temperature: f64) -> Tensor<2> {
         use burn::tensor::activation::log_softmax;
         let device = self.model.device();
         let allowed = Tensor::<2, Bool>::from_data(TensorData::new(allowed.to_vec(), [inputs.len(), NUM_CLASSES]), &device);
         // Finite, so that no inf - inf can turn into NaN.
-        let scaled = (self.logits(inputs) * (1.0 / temperature) as f32).mask_fill(allowed.bool_not(), -1.0e30);
+        let scaled = (self.logits(inputs, features) * (1.0 / temperature) as f32).mask_fill(allowed.bool_not(), -1.0e30);
         // U in (0, 1), both ends excluded, so the noise stays finite.
         let u = Tensor::<2>::random(scaled.shape(), Distribution::Uniform(1e-7, 1.0 - 1e-7), &device);
         let gumbel = u.log().neg().log().neg();
@@ -234,8 +244,8 @@ impl StepModel for BurnStep {
     fn reset(&mut self, batch: usize) {
         BurnStep::reset(self, batch);
     }
-    fn step(&mut self, inputs: &[usize], logits: &mut Vec<f32>) {
-        *logits = self.logits(inputs).into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 logits");
+    fn step(&mut self, inputs: &[usize], features: &[Vec<u16>], logits: &mut Vec<f32>) {
+        *logits = self.logits(inputs, features).into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 logits");
     }
     fn select_rows(&mut self, rows: &[usize]) {
         BurnStep::select_rows(self, rows);
@@ -343,7 +353,7 @@ impl Net {
             Net::Cpu { net, logits } => host_step(net, session, logits).map(|()| None),
             Net::Device(step) => Ok(session
                 .inputs()
-                .map(|inputs| DeviceRead(step.sample(inputs, &session.forced(), &session.allowed(), session.temperature())))),
+                .map(|inputs| DeviceRead(step.sample(inputs, session.features(), &session.forced(), &session.allowed(), session.temperature())))),
         }
     }
 
@@ -364,13 +374,13 @@ impl Net {
         match self {
             Net::Cpu { net, logits } => {
                 let inputs = vec![class; net.batch()];
-                net.step_into(&inputs, logits);
+                net.step_into(&inputs, &[], logits);
                 None
             }
             Net::Device(step) => {
                 let batch = step.batch;
                 let inputs = vec![class; batch];
-                Some(DeviceRead(step.sample(&inputs, &vec![None; batch], &vec![true; batch * NUM_CLASSES], 1.0)))
+                Some(DeviceRead(step.sample(&inputs, &[], &vec![None; batch], &vec![true; batch * NUM_CLASSES], 1.0)))
             }
         }
     }

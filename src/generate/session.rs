@@ -8,6 +8,7 @@
 use super::primer::{self, PrimerEvents};
 use super::request::{GenerateError, GenerateOptions, Output};
 use super::rules::{self, RowState, Rules};
+use crate::context::Context;
 use crate::encoding::{self, Event, NUM_CLASSES, STEPS_PER_QUARTER};
 use crate::limits;
 use crate::rng::Rng;
@@ -24,6 +25,8 @@ struct Row {
     score: f64,
     /// What the events fed so far leave to continue.
     state: RowState,
+    /// The music's state after the events fed so far (a model input).
+    context: Context,
 }
 
 /// A row's next event as the model chose it.
@@ -62,6 +65,8 @@ pub struct Session {
     seed: u64,
     rng: Rng,
     inputs: Vec<usize>,
+    /// Each input's [`crate::context`] features.
+    features: Vec<Vec<u16>>,
 }
 
 impl Session {
@@ -87,7 +92,9 @@ impl Session {
         let start_len = start.len();
         let mut state = RowState::default();
         state.accept(start[0]);
-        let row = Row { steps: encoding::num_steps(&start), events: start, fed: 0, score: 0.0, state };
+        let mut context = Context::default();
+        context.push(start[0]);
+        let row = Row { steps: encoding::num_steps(&start), events: start, fed: 0, score: 0.0, state, context };
         let seed = o.seed.unwrap_or_else(clock_seed);
         let mut session = Session {
             options: o.clone(),
@@ -105,6 +112,7 @@ impl Session {
             seed,
             rng: Rng::new(seed),
             inputs: Vec::new(),
+            features: Vec::new(),
         };
         for r in 0..session.rows.len() {
             session.inject_step(r);
@@ -175,16 +183,24 @@ impl Session {
         if self.is_done() { None } else { Some(&self.inputs) }
     }
 
+    /// The [`crate::context`] features of each row's next input (for a
+    /// network with context inputs; others ignore them).
+    pub fn features(&self) -> &[Vec<u16>] {
+        &self.features
+    }
+
     fn row_done(&self, row: &Row) -> bool {
         row.steps >= self.target_steps
     }
 
     fn set_inputs(&mut self) {
         self.inputs.clear();
+        self.features.clear();
         for row in &self.rows {
             // A finished row is fed its last event again; its outputs are ignored.
             let e = row.events.get(row.fed).or(row.events.last()).expect("START at least");
             self.inputs.push(e.class());
+            self.features.push(row.context.features());
         }
     }
 
@@ -290,6 +306,7 @@ impl Session {
                 }
             };
             row.state.accept(event);
+            row.context.push(event);
             if row.fed < start_len {
                 continue; // still reading the primer
             }

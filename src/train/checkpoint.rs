@@ -34,6 +34,9 @@ pub struct TrainState {
     pub bptt_window: usize,
     pub dataset: String,
     pub elapsed_secs: f64,
+    /// CPU seconds used so far, over every resume ([`crate::metrics::process_cpu_secs`]).
+    #[serde(default)]
+    pub cpu_secs: f64,
     pub last_train: Option<Metrics>,
     pub last_eval: Option<Metrics>,
     #[serde(default)]

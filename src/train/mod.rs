@@ -256,6 +256,7 @@ pub fn train(
                 bptt_window: options.bptt_window,
                 dataset: dataset_name.to_string(),
                 elapsed_secs: 0.0,
+                cpu_secs: 0.0,
                 last_train: None,
                 last_eval: None,
                 best_eval_loss: None,
@@ -271,6 +272,8 @@ pub fn train(
     let mut epoch_cache: Option<(u64, Vec<Vec<usize>>)> = None;
     let started = Instant::now();
     let elapsed_before = state.elapsed_secs;
+    let cpu = metrics::process_cpu_secs();
+    let cpu_before = state.cpu_secs - cpu.unwrap_or(0.0);
     let mut checkpoint_step = state.step;
     let mut last_checkpoint = Instant::now();
     let mut log_clock = Instant::now();
@@ -298,6 +301,7 @@ pub fn train(
         state.step += 1;
         state.since_log.add(&counts);
         state.elapsed_secs = elapsed_before + started.elapsed().as_secs_f64();
+        state.cpu_secs = cpu_before + metrics::process_cpu_secs().unwrap_or(0.0);
         let events_per_sec = counts.events / step_clock.elapsed().as_secs_f64().max(1e-9);
         progress(&Progress { step: state.step, metrics: counts.metrics(), events_per_sec });
         if state.step % options.log_every == 0 {
@@ -306,6 +310,7 @@ pub fn train(
                 kind: "train".into(),
                 step: state.step,
                 elapsed_secs: state.elapsed_secs,
+                cpu_secs: cpu.map(|_| state.cpu_secs),
                 metrics: since_log.metrics(),
                 events_per_sec: Some(since_log.events / log_clock.elapsed().as_secs_f64().max(1e-9)),
                 gradient_norm: Some(norm),
@@ -319,7 +324,7 @@ pub fn train(
         {
             let seqs: Vec<&[u16]> = eval.iter().map(Vec::as_slice).collect();
             let metrics = evaluate(&model, &seqs, state.bptt_window)?.counts.metrics();
-            log_eval(run_dir, state.step, state.elapsed_secs, metrics)?;
+            log_eval(run_dir, &state, metrics)?;
             state.last_eval = Some(metrics);
             if state.best_eval_loss.is_none_or(|best| metrics.loss < best) {
                 state.best_eval_loss = Some(metrics.loss);
@@ -346,8 +351,9 @@ pub fn train(
 
 /// Appends an eval record (during training or from `train --eval`) to the
 /// run's log and refreshes the curves.
-pub fn log_eval(run_dir: &std::path::Path, step: u64, elapsed_secs: f64, metrics: Metrics) -> Result<(), TrainError> {
-    let record = LogRecord { kind: "eval".into(), step, elapsed_secs, metrics, events_per_sec: None, gradient_norm: None };
+pub fn log_eval(run_dir: &std::path::Path, state: &TrainState, metrics: Metrics) -> Result<(), TrainError> {
+    let cpu_secs = Some(state.cpu_secs).filter(|s| *s > 0.0);
+    let record = LogRecord { kind: "eval".into(), step: state.step, elapsed_secs: state.elapsed_secs, cpu_secs, metrics, events_per_sec: None, gradient_norm: None };
     log_record(run_dir, &record)
 }
 

@@ -19,18 +19,24 @@ const ADAM_EPSILON: f64 = 1e-8;
 const SORT_WINDOW_BATCHES: usize = 16;
 const STEP_END_CLASS: i64 = 2;
 
-/// One padded batch on the host: inputs, labels and a mask of real events.
+/// One padded batch on the host: inputs, labels, a mask of real events,
+/// and for a network with context inputs each input's features.
 struct Batch {
     rows: usize,
     time: usize,
     inputs: Vec<i64>,
     labels: Vec<i64>,
     mask: Vec<f32>,
+    /// `[rows · time]` lists of the features that are on (empty without context inputs).
+    features: Vec<Vec<u16>>,
 }
+
+/// A window of a batch as device tensors: inputs, labels, mask, features.
+type Window = (Tensor<2, Int>, Tensor<1, Int>, Tensor<1>, Option<Tensor<3>>);
 
 impl Batch {
     /// Inputs are events `0..n-1`, labels `1..n` (the next event).
-    fn new(sequences: &[&[u16]]) -> Batch {
+    fn new(sequences: &[&[u16]], context_inputs: bool) -> Batch {
         let rows = sequences.len();
         let time = sequences.iter().map(|s| s.len().saturating_sub(1)).max().unwrap_or(0);
         let mut batch = Batch {
@@ -39,12 +45,19 @@ impl Batch {
             inputs: vec![0; rows * time],
             labels: vec![0; rows * time],
             mask: vec![0.0; rows * time],
+            features: if context_inputs { vec![Vec::new(); rows * time] } else { Vec::new() },
         };
         for (r, seq) in sequences.iter().enumerate() {
             for t in 0..seq.len().saturating_sub(1) {
                 batch.inputs[r * time + t] = seq[t] as i64;
                 batch.labels[r * time + t] = seq[t + 1] as i64;
                 batch.mask[r * time + t] = 1.0;
+            }
+            if context_inputs {
+                let events = seq.iter().filter_map(|&c| Event::from_class(c as usize));
+                for (t, features) in crate::context::features_of(events).into_iter().take(time).enumerate() {
+                    batch.features[r * time + t] = features;
+                }
             }
         }
         batch
@@ -58,17 +71,25 @@ impl Batch {
     }
 
     /// Columns `start..start + len` as device tensors.
-    fn window(&self, start: usize, len: usize, device: &Device) -> (Tensor<2, Int>, Tensor<1, Int>, Tensor<1>) {
-        let take = |v: &[i64]| -> Vec<i64> {
-            (0..self.rows).flat_map(|r| v[r * self.time + start..r * self.time + start + len].to_vec()).collect()
-        };
-        let mask: Vec<f32> = (0..self.rows)
-            .flat_map(|r| self.mask[r * self.time + start..r * self.time + start + len].to_vec())
-            .collect();
+    fn window(&self, start: usize, len: usize, device: &Device) -> Window {
+        let cells = |r: usize| r * self.time + start..r * self.time + start + len;
+        let take = |v: &[i64]| -> Vec<i64> { (0..self.rows).flat_map(|r| v[cells(r)].to_vec()).collect() };
+        let mask: Vec<f32> = (0..self.rows).flat_map(|r| self.mask[cells(r)].to_vec()).collect();
+        let features = (!self.features.is_empty()).then(|| {
+            let width = crate::context::CONTEXT_WIDTH;
+            let mut dense = vec![0.0f32; self.rows * len * width];
+            for (k, on) in (0..self.rows).flat_map(|r| &self.features[cells(r)]).enumerate() {
+                for &i in on {
+                    dense[k * width + i as usize] = 1.0;
+                }
+            }
+            Tensor::<3>::from_data(TensorData::new(dense, [self.rows, len, width]), device)
+        });
         (
             Tensor::<2, Int>::from_data(TensorData::new(take(&self.inputs), [self.rows, len]), device),
             Tensor::<1, Int>::from_data(TensorData::new(take(&self.labels), [self.rows * len]), device),
             Tensor::<1>::from_data(TensorData::new(mask, [self.rows * len]), device),
+            features,
         )
     }
 }
@@ -224,7 +245,7 @@ fn part_gradients(
     dropout_rng: &mut Rng,
     autodiff: &Device,
 ) -> (Vec<Tensor<2>>, Counts) {
-    let batch = Batch::new(sequences);
+    let batch = Batch::new(sequences, model.hparams.context_inputs);
     let tracked: Vec<Tensor<2>> = model
         .parameters()
         .into_iter()
@@ -237,10 +258,10 @@ fn part_gradients(
     let mut start = 0;
     while start < batch.time {
         let len = window.min(batch.time - start);
-        let (inputs, labels, mask) = batch.window(start, len, autodiff);
+        let (inputs, labels, mask, features) = batch.window(start, len, autodiff);
         let events = batch.real_events_in(start, len);
         let dropout = Dropout { keep_prob: model.hparams.dropout_keep_prob, rng: dropout_rng };
-        let (logits, next) = ad_model.forward(inputs, state, Some(dropout));
+        let (logits, next) = ad_model.forward(inputs, features, state, Some(dropout));
         let (loss_sum, window_counts) = window_loss(logits, labels, mask);
         let grads = (loss_sum / total).backward();
         let window_grads: Vec<Tensor<2>> = tracked
@@ -281,14 +302,14 @@ pub fn evaluate(model: &Model, sequences: &[&[u16]], window: usize) -> Result<Ev
     order.sort_by_key(|&i| sequences[i].len());
     for chunk in order.chunks(batch_size) {
         let seqs: Vec<&[u16]> = chunk.iter().map(|&i| sequences[i]).collect();
-        let batch = Batch::new(&seqs);
+        let batch = Batch::new(&seqs, model.hparams.context_inputs);
         let mut state = model.zero_state(batch.rows);
         let mut start = 0;
         while start < batch.time {
             let len = window.min(batch.time - start);
-            let (inputs, labels, mask) = batch.window(start, len, &device);
+            let (inputs, labels, mask, features) = batch.window(start, len, &device);
             let events = batch.real_events_in(start, len);
-            let (logits, next) = model.forward(inputs, state, None);
+            let (logits, next) = model.forward(inputs, features, state, None);
             let predictions: Vec<i64> =
                 logits.clone().reshape([batch.rows * len, NUM_CLASSES]).argmax(1).into_data().convert::<i64>().try_to_vec().expect("ints");
             let host_labels: Vec<i64> = labels.clone().into_data().convert::<i64>().try_to_vec().expect("ints");

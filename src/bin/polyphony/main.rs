@@ -300,7 +300,7 @@ fn evaluate_run(args: &TrainArgs, sequences: &[Vec<u16>]) -> Outcome {
         .ok_or_else(|| format!("{}: no checkpoint to evaluate", args.run_dir.display()))?;
     let seqs: Vec<&[u16]> = sequences.iter().map(Vec::as_slice).collect();
     let evaluation = train::evaluate(&checkpoint.model, &seqs, args.bptt_window).map_err(|e| e.to_string())?;
-    train::log_eval(&args.run_dir, checkpoint.state.step, checkpoint.state.elapsed_secs, evaluation.counts.metrics()).map_err(|e| e.to_string())?;
+    train::log_eval(&args.run_dir, &checkpoint.state, evaluation.counts.metrics()).map_err(|e| e.to_string())?;
     say!("step {}:", checkpoint.state.step);
     print_evaluation(&evaluation, sequences.len());
     Ok(())
