@@ -7,7 +7,7 @@
 //! - note sequences: [`note_sequence`], the in-memory music, and
 //!   [`step_grid`], notes counted in sixteenth steps (what the page draws);
 //! - [`pipeline`]: splitting, quantizing, transposing and extracting, as the
-//!   original's dataset pipeline does;
+//!   original's dataset pipeline does; [`key`]: key finding and keys;
 //! - events: [`encoding`], the 259-class polyphonic event encoding, and
 //!   [`context`], the music's state beside each event (a model input);
 //! - [`dataset`]: training and eval sets of encoded pieces on disk;
@@ -16,7 +16,7 @@
 //! - training: [`train`], with [`metrics`] and [`plot`] (learning curves);
 //! - [`generate`]: primers, decoding rules, sessions, backends;
 //! - [`export`]: a generated piece as a file (MIDI);
-//! - measuring: [`voicing`] (how chorale-like a piece is), [`bench`];
+//! - measuring: [`judge`] (part-writing, as a student of harmony is judged), [`bench`];
 //! - adapters: [`web`] (the face JavaScript sees, wasm32 only) and the
 //!   `polyphony` binary.
 //!
@@ -38,6 +38,7 @@ pub mod musicxml;
 pub mod note_sequence;
 pub mod step_grid;
 pub mod pipeline;
+pub mod key;
 pub mod encoding;
 pub mod context;
 pub mod dataset;
@@ -53,7 +54,7 @@ pub mod plot;
 pub mod train;
 pub mod generate;
 pub mod export;
-pub mod voicing;
+pub mod judge;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 #[cfg(target_arch = "wasm32")]

@@ -30,10 +30,12 @@ pub enum Command {
         #[arg(long)]
         index: bool,
     },
-    /// How many voices sound per sixteenth-note step in each file, and in
-    /// all together (mean over sounding steps, share with exactly four,
-    /// pitch range): how chorale-like generated pieces are.
-    Voicing {
+    /// Judge the part-writing of each file and of all together: voices per
+    /// step, parallel and hidden fifths and octaves, voice crossings,
+    /// spacing, ranges, notes in the key's scale, note lengths, soprano
+    /// leaps (definitions in the library's `judge` module).
+    #[command(alias = "voicing")]
+    Judge {
         /// MIDI, MusicXML or compressed MusicXML files.
         #[arg(required = true)]
         files: Vec<PathBuf>,

@@ -11,7 +11,8 @@ use clap::Parser;
 use cli::{BenchCommand, Cli, Command, CreateDatasetArgs, GenerateArgs, TrainArgs};
 use polyphony::generate::{Backend, Engine, GenerateOptions, Primer, parse_python_list};
 use polyphony::hparams::HParams;
-use polyphony::voicing::Voicing;
+use polyphony::judge::Judgement;
+use polyphony::music_file::Reading;
 use polyphony::export::{self, Format};
 use polyphony::{bench, bundle, dataset, encoding, files, music_file, pipeline, timestamp, train};
 
@@ -51,7 +52,7 @@ fn main() -> ExitCode {
     let ok = match cli.command {
         Command::Events { files, transpose, index } => events(&files, transpose, index),
         Command::Decode { events, output } => decode(&events, &output),
-        Command::Voicing { files } => voicing(&files),
+        Command::Judge { files } => judge(&files),
         Command::CreateDataset(args) => create_dataset(args),
         Command::Train(args) => outcome(train(args)),
         Command::Bench { what } => outcome(bench(what)),
@@ -102,28 +103,38 @@ fn events(files: &[PathBuf], transpose: i32, index: bool) -> bool {
     ok
 }
 
-/// `voicing`: one line per file, then the total; unreadable files get an
-/// error line and the others are still counted.
-fn voicing(files: &[PathBuf]) -> bool {
-    let line = |name: &str, v: &Voicing| {
-        let range = v.range.map_or("-".to_string(), |(lo, hi)| format!("{lo}-{hi}"));
+/// `judge`: one line per file, then the total (see [`Judgement`] for the
+/// columns' definitions), then the voices' ranges; unreadable files get an
+/// error line and the others are still counted. Scores are read in full
+/// (ties joined), as a musician reads them.
+fn judge(files: &[PathBuf]) -> bool {
+    let pct = |x: f64| format!("{:.1}%", 100.0 * x);
+    let line = |name: &str, j: &Judgement| {
         say!(
-            "{name:<40} {:>6} {:>8} {:>11.2} {:>10.1}% {:>8} {:>9.2}",
-            v.steps,
-            v.sounding_steps,
-            v.mean_voices(),
-            100.0 * v.four_voice_share(),
-            range,
-            v.mean_note_steps()
+            "{name:<36} {:>6} {:>6.2} {:>6} {:>6.1} {:>6.1} {:>6.1} {:>6.1} {:>6.1} {:>6} {:>6} {:>6} {:>5.2} {:>5.2}  {}",
+            j.steps,
+            j.mean_voices(),
+            pct(j.four_voice_share()),
+            j.per_100_changes(j.parallel_fifths),
+            j.per_100_changes(j.parallel_octaves),
+            j.per_100_changes(j.hidden_fifths),
+            j.per_100_changes(j.hidden_octaves),
+            j.per_100_changes(j.crossings),
+            pct(j.in_scale_share()),
+            pct(j.of_four_voice_steps(j.wide_spacing_steps)),
+            pct(j.of_four_voice_steps(j.out_of_range_steps)),
+            j.mean_note_steps(),
+            j.soprano_mean_leap(),
+            j.key.map_or("-".to_string(), |k| k.to_string()),
         );
     };
-    say!("{:<40} {:>6} {:>8} {:>11} {:>11} {:>8} {:>9}", "file", "steps", "sounding", "mean voices", "four voices", "range", "mean note");
-    let (mut total, mut ok) = (Voicing::default(), true);
+    say!("{:<36} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>5} {:>5}  key", "file", "steps", "voices", "four", "par5", "par8", "hid5", "hid8", "cross", "scale", "wide", "range", "note", "leap");
+    let (mut total, mut ok) = (Judgement::default(), true);
     for path in files {
-        match music_file::read_music_file(path).and_then(|seq| Voicing::of_piece(&seq)) {
-            Ok(v) => {
-                line(&path.file_name().unwrap_or_default().to_string_lossy(), &v);
-                total.add(&v);
+        match music_file::read_music_file_as(path, Reading::Full).and_then(|seq| Judgement::of_piece(&seq)) {
+            Ok(j) => {
+                line(&path.file_name().unwrap_or_default().to_string_lossy(), &j);
+                total.add(&j);
             }
             Err(e) => {
                 report(path, e);
@@ -132,6 +143,13 @@ fn voicing(files: &[PathBuf]) -> bool {
         }
     }
     line("all", &total);
+    let ranges: Vec<String> = ["S", "A", "T", "B"]
+        .iter()
+        .zip(total.voice_ranges)
+        .map(|(v, r)| r.map_or(format!("{v} -"), |(lo, hi)| format!("{v} {lo}-{hi}")))
+        .collect();
+    say!("voice ranges (four-voice steps): {}; all notes {}", ranges.join(", "), total.range.map_or("-".into(), |(lo, hi)| format!("{lo}-{hi}")));
+    say!("(four: four-voice steps; par5/par8/hid5/hid8/cross: per 100 changes; scale: notes in the key's scale; wide: S-A or A-T over an octave; range: a voice outside the usual range; note: mean note in sixteenths; leap: soprano's mean move in semitones)");
     ok
 }
 
