@@ -48,6 +48,10 @@ pub const ENCODING: &str = "polyphony-259";
 pub const TRAINING_FILE: &str = "training_poly_tracks.polyds";
 /// The eval set's file name in the output directory.
 pub const EVAL_FILE: &str = "eval_poly_tracks.polyds";
+/// The setting (in [`Dataset::settings`]) that says how pieces were transposed ...
+pub const TRANSPOSITIONS_SETTING: &str = "transpositions";
+/// ... when each was moved to C major or A minor.
+pub const KEY_NORMALIZED: &str = "to C major / A minor";
 
 /// One training example: an encoded sequence and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -271,7 +275,7 @@ mod create {
 
     use rayon::prelude::*;
 
-    use super::{Dataset, EVAL_FILE, Example, TRAINING_FILE, fnv1a, write_dataset};
+    use super::{Dataset, EVAL_FILE, Example, KEY_NORMALIZED, TRAINING_FILE, TRANSPOSITIONS_SETTING, fnv1a, write_dataset};
     use crate::error::{Error, FileError, Result};
     use crate::music_file::Reading;
     use crate::pipeline::{self, Discard, Outcome, Stats};
@@ -279,6 +283,7 @@ mod create {
 
     /// The original's eval share.
     pub const DEFAULT_EVAL_RATIO: f64 = 0.1;
+
     /// The seed used when none is given, so that reruns give the same split.
     pub const DEFAULT_SEED: u64 = 0;
 
@@ -303,6 +308,9 @@ mod create {
         pub tunes_together: bool,
         /// How scores are read: as the original (default), or in full.
         pub reading: Reading,
+        /// Transpose every piece once, to C major or A minor by its key
+        /// ([`crate::key`]), instead of by each of -4..=4 semitones.
+        pub key_normalized: bool,
     }
 
     impl CreateOptions {
@@ -316,6 +324,7 @@ mod create {
                 keep_duplicates_together: true,
                 tunes_together: false,
                 reading: Reading::Original,
+                key_normalized: false,
             }
         }
 
@@ -335,8 +344,12 @@ mod create {
                 ("duplicates", duplicates.to_string()),
                 ("reading", format!("{:?}", self.reading).to_lowercase()),
                 (
-                    "transpositions",
-                    format!("{}..={}", pipeline::TRANSPOSITIONS.start(), pipeline::TRANSPOSITIONS.end()),
+                    TRANSPOSITIONS_SETTING,
+                    if self.key_normalized {
+                        KEY_NORMALIZED.to_string()
+                    } else {
+                        format!("{}..={}", pipeline::TRANSPOSITIONS.start(), pipeline::TRANSPOSITIONS.end())
+                    },
                 ),
             ]
             .into_iter()
@@ -404,7 +417,7 @@ mod create {
         let results: Vec<std::result::Result<Piece, FileError>> = files
             .par_iter()
             .map(|input| {
-                let piece = read_piece(input, options.reading);
+                let piece = read_piece(input, options);
                 let mut done = done.lock().expect("progress lock");
                 *done += 1;
                 progress(*done, files.len());
@@ -490,10 +503,16 @@ mod create {
         relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
     }
 
-    fn read_piece(input: &Input, reading: Reading) -> std::result::Result<Piece, FileError> {
+    fn read_piece(input: &Input, options: &CreateOptions) -> std::result::Result<Piece, FileError> {
+        let reading = options.reading;
         let seq = crate::music_file::read_music_file_as(&input.path, reading)
             .map_err(|error| FileError { path: input.path.display().to_string(), error })?;
-        let transpositions: Vec<i32> = pipeline::TRANSPOSITIONS.collect();
+        let transpositions: Vec<i32> = if options.key_normalized {
+            let key = crate::key::Key::find(seq.notes.iter().map(|n| (n.pitch, n.end_time - n.start_time)));
+            vec![key.map_or(0, |k| k.to_c())]
+        } else {
+            pipeline::TRANSPOSITIONS.collect()
+        };
         let (outcomes, stats) = pipeline::extract_sequences(&seq, &transpositions, reading.max_steps());
         let examples = kept_with_transposition(outcomes, &transpositions)
             .into_iter()

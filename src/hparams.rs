@@ -21,6 +21,10 @@ pub struct HParams {
     /// original's checkpoints have it so.
     #[serde(default)]
     pub context_inputs: bool,
+    /// Trained on pieces moved to C major or A minor: generation moves the
+    /// primer (or the chosen key) there and the output back.
+    #[serde(default)]
+    pub key_normalized: bool,
 }
 
 impl Default for HParams {
@@ -32,6 +36,7 @@ impl Default for HParams {
             clip_norm: 5.0,
             learning_rate: 0.001,
             context_inputs: false,
+            key_normalized: false,
         }
     }
 }
@@ -48,7 +53,7 @@ pub enum HParamsError {
     NotAnAssignment(String),
     #[error("hparam {name}: {value:?} is not {what}")]
     Unreadable { name: String, value: String, what: &'static str },
-    #[error("unknown hparam {0:?} (known: batch_size, rnn_layer_sizes, dropout_keep_prob, clip_norm, learning_rate, context_inputs)")]
+    #[error("unknown hparam {0:?} (known: batch_size, rnn_layer_sizes, dropout_keep_prob, clip_norm, learning_rate, context_inputs, key_normalized)")]
     Unknown(String),
 }
 
@@ -119,6 +124,7 @@ impl HParams {
                 "clip_norm" => self.clip_norm = number(&value)?,
                 "learning_rate" => self.learning_rate = number(&value)?,
                 "context_inputs" => self.context_inputs = value.parse().map_err(|_| unreadable("true or false"))?,
+                "key_normalized" => self.key_normalized = value.parse().map_err(|_| unreadable("true or false"))?,
                 _ => return Err(HParamsError::Unknown(name)),
             }
         }
@@ -130,13 +136,14 @@ impl HParams {
     pub fn to_overrides(&self) -> String {
         let sizes: Vec<String> = self.rnn_layer_sizes.iter().map(|s| s.to_string()).collect();
         format!(
-            "batch_size={},rnn_layer_sizes=[{}],dropout_keep_prob={},clip_norm={},learning_rate={},context_inputs={}",
+            "batch_size={},rnn_layer_sizes=[{}],dropout_keep_prob={},clip_norm={},learning_rate={},context_inputs={},key_normalized={}",
             self.batch_size,
             sizes.join(","),
             self.dropout_keep_prob,
             self.clip_norm,
             self.learning_rate,
-            self.context_inputs
+            self.context_inputs,
+            self.key_normalized
         )
     }
 

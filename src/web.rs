@@ -299,7 +299,7 @@ impl Generation {
         if row >= session.batch() {
             return Err(JsError::new(&format!("no output {index}")));
         }
-        to_js(&encoding::decode_steps(session.row_events(row)).0)
+        to_js(&session.row_notes(row))
     }
 
     /// The outputs, once [`Generation::advance`] has said it is done: notes,

@@ -318,3 +318,36 @@ fn the_command_line_makes_a_dataset_and_reports_the_garbage() {
     assert_eq!(code, Some(1));
     assert!(stderr.starts_with("polyphony: /no/such/list: "), "{stderr}");
 }
+
+/// The full reading keeps nearly every chorale whole; pieces sharing a tune
+/// stay on one side; key normalisation moves each piece once, to C major
+/// or A minor.
+#[test]
+fn the_full_reading_keeps_409_chorales_and_key_normalisation_moves_them_to_c() {
+    use polyphony::key::{Key, Mode};
+    use polyphony::music_file::Reading;
+    let out = temp_dir("full");
+    let options = CreateOptions { reading: Reading::Full, tunes_together: true, key_normalized: true, ..CreateOptions::new(&out) };
+    let report = create(&[common::bach_dir()], &options);
+    assert_eq!(report.pieces_used, 409, "the original reading uses 290");
+    assert_eq!(report.groups_straddling_split, 0);
+    assert!(report.duplicate_groups >= 40, "chorales sharing a tune: {} groups", report.duplicate_groups);
+    let training = read(&out, dataset::TRAINING_FILE);
+    assert_eq!(training.settings[dataset::TRANSPOSITIONS_SETTING], dataset::KEY_NORMALIZED);
+    let mut moves: Vec<(&str, i32)> = training.sequences.iter().map(|e| (e.source.as_str(), e.transposition)).collect();
+    moves.dedup();
+    let mut pieces: Vec<&str> = moves.iter().map(|m| m.0).collect();
+    pieces.dedup();
+    assert_eq!(moves.len(), pieces.len(), "each piece is moved once, by one interval");
+    // Each piece as a whole (all its sequences) is in one of the two keys.
+    let homes = [Key::new(0, Mode::Major), Key::new(9, Mode::Minor)];
+    let mut notes: std::collections::BTreeMap<&str, Vec<_>> = Default::default();
+    for example in &training.sequences {
+        let events: Vec<_> = example.events.iter().map(|&c| polyphony::encoding::Event::from_class(c as usize).unwrap()).collect();
+        notes.entry(example.source.as_str()).or_default().extend(polyphony::encoding::decode_steps(&events).0);
+    }
+    for (piece, notes) in notes {
+        let key = Key::of_steps(&notes).unwrap();
+        assert!(homes.contains(&key), "{piece} is in {key}");
+    }
+}

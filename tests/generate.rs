@@ -176,6 +176,30 @@ fn a_context_network_runs_the_same_in_the_fused_step_and_in_burn() {
     assert_eq!(on_device.len(), 2);
 }
 
+/// A key-normalised model writes in the primer's key: the primer (in G
+/// major here) is moved to C for the model and the output back, so the
+/// melody comes out as given, and the model saw it in C.
+#[test]
+fn a_key_normalised_model_writes_in_the_primers_key() {
+    let bundle = random_bundle_of(HParams { key_normalized: true, ..hparams(&[16, 16]) }, 7, 3.0);
+    let g_major = "[67,-2,71,-2,74,-2,71,-2,72,-2,74,-2,67,-2,-2,-2]";
+    let opts = options(2, 32, Primer::Melody(melody(g_major)), false, true);
+    let outputs = generate::generate_with_bundle(&bundle, &opts).unwrap();
+    for output in &outputs {
+        let (notes, _) = encoding::decode_steps(&output.events);
+        for (pitch, start) in [(67, 0), (71, 2), (74, 4), (72, 8), (67, 12)] {
+            assert!(notes.iter().any(|n| n.pitch == pitch && n.start == start), "no {pitch} at step {start}: {notes:?}");
+        }
+    }
+    // The same request for a plain model of the same weights differs: it
+    // reads the melody in G, not in C.
+    let plain = Bundle::new(BundleMetadata { hparams: hparams(&[16, 16]), ..bundle.metadata.clone() }, bundle.weights().clone().into_tensors()).unwrap();
+    assert_ne!(generate::generate_with_bundle(&plain, &opts).unwrap(), outputs);
+    // An explicit key moves the melody by that key instead.
+    let in_d = GenerateOptions { key: Some("D".parse().unwrap()), ..opts.clone() };
+    assert_ne!(generate::generate_with_bundle(&bundle, &in_d).unwrap(), outputs);
+}
+
 #[test]
 fn fused_and_burn_state_reordering_agree() {
     let bundle = random_bundle(&[16, 12], 5, 0.0);

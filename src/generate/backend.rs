@@ -293,7 +293,7 @@ impl Engine {
 
     /// A session for `options` and the network on `backend` to run it.
     pub fn start(&self, backend: Backend, options: &GenerateOptions) -> Result<(Session, Net), GenerateError> {
-        let session = Session::new(options)?;
+        let session = Session::for_model(options, &self.bundle.metadata.hparams)?;
         let net = self.net(backend, session.batch())?;
         net.seed(session.seed());
         Ok((session, net))

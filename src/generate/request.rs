@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::encoding::Event;
+use crate::key::Key;
 use crate::limits::{self, LimitError};
 use crate::note_sequence::{DEFAULT_QPM, NoteSequence};
 use crate::step_grid::StepNote;
@@ -57,6 +58,26 @@ pub struct GenerateOptions {
     pub mask_ignored_events: bool,
     /// Same seed, same inputs: same outputs. `None`: from the clock.
     pub seed: Option<u64>,
+    /// The key to write in; `None`: the primer's (by key finding).
+    #[serde(with = "key_name")]
+    pub key: Option<Key>,
+}
+
+/// A key as its name ("G major", "F# minor") in serialized form.
+mod key_name {
+    use crate::key::Key;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(key: &Option<Key>, s: S) -> Result<S::Ok, S::Error> {
+        match key {
+            Some(k) => s.serialize_str(&k.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Key>, D::Error> {
+        Option::<String>::deserialize(d)?.map(|name| name.parse().map_err(serde::de::Error::custom)).transpose()
+    }
 }
 
 impl Default for GenerateOptions {
@@ -75,6 +96,7 @@ impl Default for GenerateOptions {
             steps_per_iteration: 1,
             mask_ignored_events: true,
             seed: None,
+            key: None,
         }
     }
 }

@@ -6,7 +6,10 @@
 //! device) takes its answer, so a driver may await the model between steps.
 
 use super::primer::{self, PrimerEvents};
-use super::request::{GenerateError, GenerateOptions, Output};
+use super::request::{GenerateError, GenerateOptions, Output, Primer};
+use crate::hparams::HParams;
+use crate::key::{Key, Mode};
+use crate::step_grid::StepNote;
 use super::rules::{self, RowState, Rules};
 use crate::context::Context;
 use crate::encoding::{self, Event, NUM_CLASSES, STEPS_PER_QUARTER};
@@ -67,6 +70,9 @@ pub struct Session {
     inputs: Vec<usize>,
     /// Each input's [`crate::context`] features.
     features: Vec<Vec<u16>>,
+    /// Semitones the music was moved for a key-normalised model: the
+    /// outputs are moved back.
+    shift: i32,
 }
 
 impl Session {
@@ -113,12 +119,46 @@ impl Session {
             rng: Rng::new(seed),
             inputs: Vec::new(),
             features: Vec::new(),
+            shift: 0,
         };
         for r in 0..session.rows.len() {
             session.inject_step(r);
         }
         session.set_inputs();
         Ok(session)
+    }
+
+    /// A session for a model with `hparams`: for a key-normalised one, the
+    /// primer is moved to C major or A minor from its key (the request's
+    /// `key`, else the primer's by key finding, else C major) and the
+    /// outputs are moved back.
+    pub fn for_model(options: &GenerateOptions, hparams: &HParams) -> Result<Session, GenerateError> {
+        if !hparams.key_normalized {
+            return Session::new(options);
+        }
+        options.check()?;
+        let primer = primer::primer_notes(&options.primer)?;
+        let key = options.key.or_else(|| Key::of_steps(&primer.notes)).unwrap_or(Key::new(0, Mode::Major));
+        let shift = key.to_c();
+        let notes: Vec<StepNote> = primer.notes.iter().map(|n| StepNote { pitch: n.pitch + shift, ..*n }).collect();
+        if let Some(n) = notes.iter().find(|n| !(0..=127).contains(&n.pitch)) {
+            return Err(super::request::bad(format!("the primer moved to C major or A minor (by {shift}) has pitch {}, outside 0-127", n.pitch)));
+        }
+        let moved = GenerateOptions {
+            primer: Primer::Steps { notes, steps: primer.steps },
+            qpm: primer.qpm.unwrap_or(options.qpm),
+            ..options.clone()
+        };
+        let mut session = Session::new(&moved)?;
+        session.shift = shift;
+        Ok(session)
+    }
+
+    /// Row `row`'s notes so far, in the request's key (for drawing while
+    /// generating).
+    pub fn row_notes(&self, row: usize) -> Vec<StepNote> {
+        let (notes, _) = encoding::decode_steps(&self.rows[row].events);
+        notes.into_iter().map(|n| StepNote { pitch: n.pitch - self.shift, ..n }).filter(|n| (0..=127).contains(&n.pitch)).collect()
     }
 
     /// Rows in the batch (the model's batch size).
@@ -371,12 +411,29 @@ impl Session {
                         .map_or(1, |(i, _)| i + 1);
                     events.splice(0..cut, [Event::Start]);
                 }
-                let events = rules::drop_orphan_continuations(&events);
+                let events = transposed(&rules::drop_orphan_continuations(&events), -self.shift);
                 let sequence = encoding::decode(&events, STEPS_PER_QUARTER, self.qpm);
                 Output { events, sequence, log_likelihood: row.score }
             })
             .collect()
     }
+}
+
+/// Events moved by `shift` semitones; notes that would leave 0..=127 are
+/// left out.
+fn transposed(events: &[Event], shift: i32) -> Vec<Event> {
+    if shift == 0 {
+        return events.to_vec();
+    }
+    let moved = |p: u8| u8::try_from(i32::from(p) + shift).ok().filter(|p| *p <= 127);
+    events
+        .iter()
+        .filter_map(|&e| match e {
+            Event::NewNote(p) => moved(p).map(Event::NewNote),
+            Event::ContinuedNote(p) => moved(p).map(Event::ContinuedNote),
+            other => Some(other),
+        })
+        .collect()
 }
 
 fn clock_seed() -> u64 {

@@ -223,6 +223,11 @@ pub struct CreateDatasetArgs {
     /// whole pieces up to 1024 steps.
     #[arg(long, default_value = "original")]
     pub reading: polyphony::music_file::Reading,
+    /// Move every piece once, to C major or A minor by its key, instead of
+    /// by each of -4..+4 semitones (a model trained on it writes in any key
+    /// by moving its primer there and its output back).
+    #[arg(long = "key_normalize", alias = "key-normalize")]
+    pub key_normalize: bool,
 }
 
 /// The boolean flags that take the original's forms: `--flag`,
@@ -307,6 +312,10 @@ pub struct GenerateArgs {
     /// Same seed and inputs, same outputs (default: from the clock).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// The key to write in, e.g. "G", "F# minor", "Bbm" (default: the
+    /// primer's, by key finding).
+    #[arg(long)]
+    pub key: Option<polyphony::key::Key>,
     /// Write --run_dir's model to --bundle_file and stop.
     #[arg(long = "save_generator_bundle", alias = "save-generator-bundle", num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub save_generator_bundle: bool,

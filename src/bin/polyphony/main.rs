@@ -200,6 +200,7 @@ fn create_dataset(args: CreateDatasetArgs) -> bool {
     options.keep_duplicates_together = !args.split_duplicates;
     options.tunes_together = args.tunes_together;
     options.reading = args.reading;
+    options.key_normalized = args.key_normalize;
     if let Some(list) = &args.eval_pieces {
         match std::fs::read_to_string(list) {
             Ok(text) => options.eval_pieces = Some(dataset::parse_piece_list(&text)),
@@ -235,11 +236,15 @@ fn create_dataset(args: CreateDatasetArgs) -> bool {
     }
 }
 
+/// A .polyds file.
+fn load_dataset(path: &Path) -> Result<dataset::Dataset, String> {
+    let bytes = std::fs::read(path).map_err(|e| at(path)(&e))?;
+    dataset::read_dataset(&bytes).map_err(|e| at(path)(&e))
+}
+
 /// A .polyds file's sequences.
 fn load_sequences(path: &Path) -> Result<Vec<Vec<u16>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| at(path)(&e))?;
-    let dataset = dataset::read_dataset(&bytes).map_err(|e| at(path)(&e))?;
-    Ok(dataset.sequences.into_iter().map(|e| e.events).collect())
+    Ok(load_dataset(path)?.sequences.into_iter().map(|e| e.events).collect())
 }
 
 fn train(args: TrainArgs) -> Outcome {
@@ -247,8 +252,11 @@ fn train(args: TrainArgs) -> Outcome {
         Some(path) => Some(train::WarmStart { bundle: bundle::load(path).map_err(|e| e.to_string())?, name: path.display().to_string() }),
         None => None,
     };
-    let hparams = train::resolve_hparams(&args.run_dir, args.hparams.as_deref(), warm_start.as_ref().map(|w| &w.bundle)).map_err(|e| e.to_string())?;
-    let mut sequences = load_sequences(&args.sequence_example_file)?;
+    let mut hparams = train::resolve_hparams(&args.run_dir, args.hparams.as_deref(), warm_start.as_ref().map(|w| &w.bundle)).map_err(|e| e.to_string())?;
+    let training_set = load_dataset(&args.sequence_example_file)?;
+    // A model trained on pieces moved to C is used that way.
+    hparams.key_normalized = training_set.settings.get(dataset::TRANSPOSITIONS_SETTING).map(String::as_str) == Some(dataset::KEY_NORMALIZED);
+    let mut sequences: Vec<Vec<u16>> = training_set.sequences.into_iter().map(|e| e.events).collect();
     if args.eval {
         if let Some(n) = args.num_eval_examples {
             sequences.truncate(n);
@@ -444,6 +452,7 @@ fn generate_options(args: &GenerateArgs) -> Result<GenerateOptions, String> {
         steps_per_iteration: args.steps_per_iteration,
         mask_ignored_events: args.mask_ignored_events,
         seed: args.seed,
+        key: args.key,
     };
     options.check().map_err(|e| e.to_string())?;
     Ok(options)
