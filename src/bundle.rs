@@ -17,6 +17,7 @@
 //! | `encoding` | [`ENCODING`] |
 //! | `steps_per_quarter` | `4` |
 //! | `provenance` | [`Provenance`] as JSON; absent for an untrained or imported model |
+//! | `origin` | [`Origin`] as JSON, for a model imported from the original's files; absent otherwise |
 //! | `library_version` | the polyphony version that wrote it |
 //! | `checksum` | `crc32:` and 8 hex digits: CRC-32 of every tensor's stored bytes, tensors in name order |
 //!
@@ -74,6 +75,7 @@ mod keys {
     pub const ENCODING: &str = "encoding";
     pub const STEPS_PER_QUARTER: &str = "steps_per_quarter";
     pub const PROVENANCE: &str = "provenance";
+    pub const ORIGIN: &str = "origin";
     pub const LIBRARY_VERSION: &str = "library_version";
     pub const CHECKSUM: &str = "checksum";
 }
@@ -124,6 +126,20 @@ pub struct Provenance {
     pub warm_start: Option<String>,
 }
 
+/// Where an imported model came from (see [`crate::magenta`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Origin {
+    /// "Magenta .mag (TensorFlow V1 checkpoint)" or "TensorFlow V2 checkpoint".
+    pub format: String,
+    /// The file or checkpoint prefix it was read from.
+    pub source: String,
+    /// The original's generator id and description.
+    pub generator_id: String,
+    pub generator_description: String,
+    /// The original bundle's own description.
+    pub description: String,
+}
+
 /// Everything in a bundle besides the tensors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BundleMetadata {
@@ -137,6 +153,8 @@ pub struct BundleMetadata {
     pub encoding: String,
     pub steps_per_quarter: u32,
     pub provenance: Option<Provenance>,
+    /// For an imported model: the original file it came from.
+    pub origin: Option<Origin>,
     /// The polyphony version that wrote the bundle.
     pub library_version: String,
 }
@@ -259,6 +277,7 @@ impl BundleMetadata {
             encoding: ENCODING.to_string(),
             steps_per_quarter: STEPS_PER_QUARTER,
             provenance: None,
+            origin: None,
             library_version: crate::VERSION.to_string(),
         }
     }
@@ -278,6 +297,9 @@ impl BundleMetadata {
         if let Some(provenance) = &self.provenance {
             map.insert(keys::PROVENANCE, to_json(provenance));
         }
+        if let Some(origin) = &self.origin {
+            map.insert(keys::ORIGIN, to_json(origin));
+        }
         map
     }
 
@@ -292,6 +314,7 @@ impl BundleMetadata {
             encoding: text_field(map, keys::ENCODING)?.to_string(),
             steps_per_quarter: json_field(map, keys::STEPS_PER_QUARTER)?,
             provenance: map.contains_key(keys::PROVENANCE).then(|| json_field(map, keys::PROVENANCE)).transpose()?,
+            origin: map.contains_key(keys::ORIGIN).then(|| json_field(map, keys::ORIGIN)).transpose()?,
             library_version: text_field(map, keys::LIBRARY_VERSION)?.to_string(),
         })
     }

@@ -11,7 +11,8 @@
 //! - events: [`encoding`], the 259-class polyphonic event encoding, and
 //!   [`context`], the music's state beside each event (a model input);
 //! - [`dataset`]: training and eval sets of encoded pieces on disk;
-//! - model: [`hparams`], [`bundle`] (the one-file model), [`model`] (burn's
+//! - model: [`hparams`], [`bundle`] (the one-file model), [`magenta`] (the
+//!   original's `.mag` files and checkpoints imported), [`model`] (burn's
 //!   network, for training and the GPU) and [`fused`] (the fast CPU step);
 //! - training: [`train`], with [`metrics`] and [`plot`] (learning curves);
 //! - [`generate`]: primers, decoding rules, sessions, backends;
@@ -44,6 +45,7 @@ pub mod context;
 pub mod dataset;
 pub mod hparams;
 pub mod bundle;
+pub mod magenta;
 pub mod model;
 pub mod fused;
 #[cfg(not(target_arch = "wasm32"))]

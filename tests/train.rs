@@ -217,3 +217,131 @@ fn patience_stops_on_eval_loss_and_keeps_the_best_model() {
     assert!(best.state.best_eval_loss.is_some());
     assert!(metrics::read_log(&dir).iter().any(|r| r.kind == "eval"));
 }
+
+/// Fine-tuning: a new run starts from a bundle's weights with a fresh
+/// optimizer. Its first training loss (dropout off, the whole set in one
+/// batch) is the bundle's evaluate loss on the same data; the provenance
+/// says where it started; a network of another shape is refused, named.
+#[test]
+fn a_warm_start_begins_where_the_bundle_is() {
+    let data = chorales();
+    let dir = run_dir("warm-source");
+    train::train(&options(&dir, 3), &data, "golden", &AtomicBool::new(false), &|_| {}).unwrap();
+    let device = Backend::Cpu.device().unwrap();
+    let source = train::bundle_of(&train::load_checkpoint(&dir, &device).unwrap().unwrap(), "source", "now").unwrap();
+
+    let seqs: Vec<&[u16]> = data.iter().map(Vec::as_slice).collect();
+    let evaluated = train::evaluate(&Model::from_bundle(&source, &device), &seqs, 64).unwrap().counts.metrics().loss;
+
+    let warm = run_dir("warm");
+    let mut opts = options(&warm, 1);
+    opts.hparams = opts.hparams.with_overrides(&format!("dropout_keep_prob=1.0,batch_size={}", data.len())).unwrap();
+    opts.warm_start = Some(train::WarmStart { bundle: source.clone(), name: "source.bundle".into() });
+    train::train(&opts, &data, "golden", &AtomicBool::new(false), &|_| {}).unwrap();
+    let first = losses(&warm)[0];
+    assert_eq!(first.0, 1);
+    assert!((first.1 - evaluated).abs() < 1e-4, "first training loss {} vs evaluate {evaluated}", first.1);
+    let checkpoint = train::load_checkpoint(&warm, &device).unwrap().unwrap();
+    assert_eq!(checkpoint.state.warm_start.as_deref(), Some("source.bundle"));
+    let made = train::bundle_of(&checkpoint, "fine-tuned", "now").unwrap();
+    assert_eq!(made.metadata.provenance.unwrap().warm_start.as_deref(), Some("source.bundle"));
+
+    let other = run_dir("warm-other");
+    let mut opts = options(&other, 1);
+    opts.hparams = opts.hparams.with_overrides("rnn_layer_sizes=[32]").unwrap();
+    opts.warm_start = Some(train::WarmStart { bundle: source, name: "source.bundle".into() });
+    let message = train::train(&opts, &data, "golden", &AtomicBool::new(false), &|_| {}).err().unwrap().to_string();
+    assert!(message.contains("rnn_layer_sizes=[24]") && message.contains("rnn_layer_sizes=[32]"), "{message}");
+}
+
+/// The golden chorales as a dataset file, for the command line.
+fn dataset_file(dir: &std::path::Path) -> PathBuf {
+    let sequences = chorales()
+        .into_iter()
+        .map(|events| polyphony::dataset::Example { source: "golden".into(), transposition: 0, events })
+        .collect();
+    let set = polyphony::dataset::Dataset { split: "training".into(), sources: vec!["golden".into()], sequences, ..Default::default() };
+    let path = dir.join("train.polyds");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(&path, polyphony::dataset::encode_dataset(&set).unwrap()).unwrap();
+    path
+}
+
+fn train_command(run: &std::path::Path, data: &std::path::Path, steps: u64) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_polyphony"));
+    command.args(["train", "--run_dir", run.to_str().unwrap(), "--sequence_example_file", data.to_str().unwrap()]);
+    command.args(["--hparams", "batch_size=4,rnn_layer_sizes=[24],learning_rate=0.01", "--bptt_window", "64", "--seed", "3"]);
+    command.args(["--num_training_steps", &steps.to_string(), "--log_every", "3", "--checkpoint_secs", "0"]);
+    command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    command
+}
+
+/// What a log says, without the clocks.
+fn logged(run: &std::path::Path) -> Vec<(String, u64, [u64; 5])> {
+    metrics::read_log(run)
+        .into_iter()
+        .map(|r| {
+            let m = r.metrics;
+            (r.kind, r.step, [m.loss, m.perplexity, m.accuracy, m.event_accuracy, m.no_event_accuracy].map(f64::to_bits))
+        })
+        .collect()
+}
+
+/// Killed with SIGKILL at random moments and resumed, again and again, a
+/// run ends with the log an uninterrupted run writes, record for record.
+#[test]
+fn a_run_killed_again_and_again_logs_what_an_uninterrupted_one_does() {
+    let base = run_dir("kill");
+    let data = dataset_file(&base);
+    let steps = 14;
+    let straight = base.join("straight");
+    assert!(train_command(&straight, &data, steps).status().unwrap().success());
+    let killed = base.join("killed");
+    let mut rng = polyphony::rng::Rng::new(11);
+    let mut kills = 0;
+    loop {
+        let mut child = train_command(&killed, &data, steps).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(150 + rng.below(500) as u64));
+        match child.try_wait().unwrap() {
+            Some(status) => {
+                assert!(status.success());
+                break;
+            }
+            None => {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+            }
+        }
+        assert!(kills < 200, "the run never finished");
+    }
+    assert!(kills >= 3, "killed only {kills} times");
+    assert_eq!(logged(&killed), logged(&straight), "after {kills} kills");
+}
+
+/// A run whose checkpoint is gone but whose log is not is refused (its
+/// history would be lost) unless --restart says so; a checkpoint with a
+/// flipped byte is refused, never loaded.
+#[test]
+fn a_lost_or_damaged_checkpoint_is_never_trained_over_silently() {
+    let base = run_dir("lost");
+    let data = dataset_file(&base);
+    let run = base.join("run");
+    assert!(train_command(&run, &data, 4).status().unwrap().success());
+    let checkpoint = train::checkpoint_path(&run);
+    let mut bytes = std::fs::read(&checkpoint).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 1;
+    std::fs::write(&checkpoint, &bytes).unwrap();
+    let out = train_command(&run, &data, 6).stderr(std::process::Stdio::piped()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("damaged checkpoint: checksum mismatch"), "{stderr}");
+
+    std::fs::remove_file(&checkpoint).unwrap();
+    let out = train_command(&run, &data, 6).stderr(std::process::Stdio::piped()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("holds a training log (metrics.jsonl) but no checkpoint") && stderr.contains("--restart"), "{stderr}");
+    assert!(train_command(&run, &data, 6).arg("--restart").status().unwrap().success());
+    let steps: Vec<u64> = logged(&run).iter().map(|r| r.1).collect();
+    assert_eq!(steps, [3, 6], "the restarted run's log starts again");
+}

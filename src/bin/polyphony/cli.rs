@@ -70,6 +70,28 @@ pub enum Command {
         #[arg(long)]
         half: bool,
     },
+    /// Import the original's model: a Magenta .mag bundle, or a training
+    /// run's TensorFlow checkpoint (--checkpoint), as a bundle.
+    #[command(name = "import-mag", alias = "import_mag")]
+    ImportMag {
+        /// The .mag file.
+        #[arg(required_unless_present = "checkpoint", conflicts_with = "checkpoint")]
+        mag: Option<PathBuf>,
+        /// A run directory of the original's polyphony_rnn_train, or a
+        /// checkpoint prefix in it (`.../train/model.ckpt-1234`).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// With --checkpoint: the run's --hparams, checked against the
+        /// tensors (the network's shape is read from them anyway).
+        #[arg(long, requires = "checkpoint")]
+        hparams: Option<String>,
+        /// The bundle to write.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Store the weights as 16-bit floats (half the size).
+        #[arg(long)]
+        half: bool,
+    },
     /// Metrics of a bundle on a dataset: loss, perplexity, accuracy,
     /// event/no-event accuracy and per-class accuracy.
     Evaluate {

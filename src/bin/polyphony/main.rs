@@ -61,6 +61,7 @@ fn main() -> ExitCode {
             outcome(evaluate_bundle(&bundle_file, &sequence_example_file, bptt_window))
         }
         Command::Bundle { run_dir, output, bundle_description, half } => outcome(write_bundle(&run_dir, &output, &bundle_description, half)),
+        Command::ImportMag { mag, checkpoint, hparams, output, half } => outcome(import_mag(mag.as_deref(), checkpoint.as_deref(), hparams.as_deref(), &output, half)),
     };
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
@@ -390,6 +391,27 @@ fn write_bundle(run_dir: &Path, output: &Path, description: &str, half: bool) ->
     let precision = if half { bundle::Precision::F16 } else { bundle::Precision::F32 };
     bundle::save(output, &bundle, precision).map_err(|e| e.to_string())?;
     say!("wrote {} (step {})", output.display(), checkpoint.state.step);
+    Ok(())
+}
+
+/// `import-mag`: the original's .mag or V2 checkpoint as a bundle.
+fn import_mag(mag: Option<&Path>, checkpoint: Option<&Path>, hparams: Option<&str>, output: &Path, half: bool) -> Outcome {
+    let created = timestamp::iso8601();
+    let bundle = match (mag, checkpoint) {
+        (Some(file), _) => {
+            let bytes = std::fs::read(file).map_err(|e| at(file)(&e))?;
+            polyphony::magenta::import_mag(&bytes, &file.display().to_string(), &created).map_err(|e| at(file)(&e))?
+        }
+        (None, Some(prefix)) => {
+            let hparams = hparams.map(|h| HParams::default().with_overrides(h)).transpose().map_err(|e| e.to_string())?;
+            polyphony::magenta::import_checkpoint(prefix, hparams, &created).map_err(|e| at(prefix)(&e))?
+        }
+        (None, None) => return Err("give a .mag file or --checkpoint".into()),
+    };
+    let precision = if half { bundle::Precision::F16 } else { bundle::Precision::F32 };
+    bundle::save(output, &bundle, precision).map_err(|e| e.to_string())?;
+    let origin = bundle.metadata.origin.as_ref().expect("an import has an origin");
+    say!("wrote {} from {} ({}): \"{}\", rnn_layer_sizes {:?}", output.display(), origin.source, origin.format, bundle.metadata.description, bundle.metadata.hparams.rnn_layer_sizes);
     Ok(())
 }
 
