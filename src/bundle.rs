@@ -18,6 +18,7 @@
 //! | `steps_per_quarter` | `4` |
 //! | `provenance` | [`Provenance`] as JSON; absent for an untrained or imported model |
 //! | `origin` | [`Origin`] as JSON, for a model imported from the original's files; absent otherwise |
+//! | `voices` | voices of the training music (e.g. `4`), the default limit of voices a step may have; absent when unknown |
 //! | `library_version` | the polyphony version that wrote it |
 //! | `checksum` | `crc32:` and 8 hex digits: CRC-32 of every tensor's stored bytes, tensors in name order |
 //!
@@ -76,6 +77,7 @@ mod keys {
     pub const STEPS_PER_QUARTER: &str = "steps_per_quarter";
     pub const PROVENANCE: &str = "provenance";
     pub const ORIGIN: &str = "origin";
+    pub const VOICES: &str = "voices";
     pub const LIBRARY_VERSION: &str = "library_version";
     pub const CHECKSUM: &str = "checksum";
 }
@@ -155,6 +157,9 @@ pub struct BundleMetadata {
     pub provenance: Option<Provenance>,
     /// For an imported model: the original file it came from.
     pub origin: Option<Origin>,
+    /// How many voices the music it was trained on has (4 for chorales):
+    /// generation writes at most as many by default.
+    pub voices: Option<usize>,
     /// The polyphony version that wrote the bundle.
     pub library_version: String,
 }
@@ -278,6 +283,7 @@ impl BundleMetadata {
             steps_per_quarter: STEPS_PER_QUARTER,
             provenance: None,
             origin: None,
+            voices: None,
             library_version: crate::VERSION.to_string(),
         }
     }
@@ -300,6 +306,9 @@ impl BundleMetadata {
         if let Some(origin) = &self.origin {
             map.insert(keys::ORIGIN, to_json(origin));
         }
+        if let Some(voices) = self.voices {
+            map.insert(keys::VOICES, voices.to_string());
+        }
         map
     }
 
@@ -315,6 +324,7 @@ impl BundleMetadata {
             steps_per_quarter: json_field(map, keys::STEPS_PER_QUARTER)?,
             provenance: map.contains_key(keys::PROVENANCE).then(|| json_field(map, keys::PROVENANCE)).transpose()?,
             origin: map.contains_key(keys::ORIGIN).then(|| json_field(map, keys::ORIGIN)).transpose()?,
+            voices: map.contains_key(keys::VOICES).then(|| json_field(map, keys::VOICES)).transpose()?,
             library_version: text_field(map, keys::LIBRARY_VERSION)?.to_string(),
         })
     }

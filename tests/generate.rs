@@ -245,7 +245,7 @@ fn sampling_on_the_device_follows_the_temperature_scaled_softmax() {
         step.reset(rows);
         let mut forced = vec![None; rows];
         forced[0] = Some(200);
-        let chosen = generate::choices(step.sample(&vec![0; rows], &[], &forced, &vec![true; rows * NUM_CLASSES], temperature).into_data()).unwrap();
+        let chosen = generate::choices(step.sample(&vec![0; rows], &[], &forced, &vec![0.0; rows * NUM_CLASSES], temperature).into_data()).unwrap();
         assert_eq!(chosen[0].class, 200, "a forced class is kept");
         assert!((chosen[0].log_prob - log_p(200)).abs() < 1e-4);
         let mut counts = vec![0usize; NUM_CLASSES];
@@ -273,8 +273,8 @@ fn sampling_on_the_device_keeps_to_the_allowed_classes() {
     let (logits, mut step) = start_logits_and_device_sampler();
     step.reset(rows);
     let kept = [Event::StepEnd.class(), Event::NewNote(60).class(), Event::ContinuedNote(64).class()];
-    let allowed: Vec<bool> = (0..rows * NUM_CLASSES).map(|i| kept.contains(&(i % NUM_CLASSES))).collect();
-    let chosen = generate::choices(step.sample(&vec![0; rows], &[], &vec![None; rows], &allowed, 1.0).into_data()).unwrap();
+    let bias: Vec<f32> = (0..rows * NUM_CLASSES).map(|i| if kept.contains(&(i % NUM_CLASSES)) { 0.0 } else { f32::NEG_INFINITY }).collect();
+    let chosen = generate::choices(step.sample(&vec![0; rows], &[], &vec![None; rows], &bias, 1.0).into_data()).unwrap();
     let sum: f64 = kept.iter().map(|&c| (logits[c] as f64).exp()).sum();
     for class in kept {
         let p = (logits[class] as f64).exp() / sum;
@@ -563,6 +563,9 @@ fn beam_search_returns_the_more_likely_sequence() {
         branch_factor: 8,
         steps_per_iteration: 2,
         seed: Some(1),
+        // The trap's notes rise within a step, which the decoding rules forbid.
+        descending: false,
+        part_writing: false,
         ..GenerateOptions::default()
     };
     let outputs = generate::generate(&mut Trap, &beam).unwrap();
@@ -862,4 +865,86 @@ fn a_session_reports_its_rows_and_progress() {
     assert!((0..session.batch()).all(|r| session.row_steps(r) == 20 && encoding::num_steps(session.row_events(r)) == 20));
     let direct = generate::generate_with_bundle(&bundle, &opts).unwrap();
     assert_eq!(session.finish(), direct, "driving by hand is the same as generate()");
+}
+
+// ---------------------------------------------------------------- decoding rules
+
+/// Each step's pitch events, in the order written.
+fn step_pitches(events: &[Event]) -> Vec<Vec<u8>> {
+    steps_of(events)
+        .into_iter()
+        .map(|s| s.into_iter().filter_map(|e| match e {
+            Event::NewNote(p) | Event::ContinuedNote(p) => Some(p),
+            _ => None,
+        }).collect())
+        .collect()
+}
+
+fn judged(outputs: &[Output]) -> polyphony::judge::Judgement {
+    let mut total = polyphony::judge::Judgement::default();
+    for o in outputs {
+        let seq = polyphony::step_grid::to_sequence(&encoding::decode_steps(&o.events).0, 120.0, 100, 0);
+        total.add(&polyphony::judge::Judgement::of(&seq));
+    }
+    total
+}
+
+#[test]
+fn the_grammar_rules_keep_steps_descending_and_voices_counted() {
+    let bundle = random_bundle(&[16, 16], 21, 2.0);
+    let opts = GenerateOptions { max_voices: Some(4), part_writing: false, key_prior: 1.0, ..options(6, 48, Primer::None, false, false) };
+    let outputs = generate::generate_with_bundle(&bundle, &opts).unwrap();
+    let steps: Vec<Vec<u8>> = outputs.iter().flat_map(|o| step_pitches(&o.events)).collect();
+    assert!(steps.iter().all(|s| s.windows(2).all(|w| w[0] >= w[1])), "pitches descend within every step");
+    assert!(steps.iter().all(|s| { let mut d = s.clone(); d.dedup(); d.len() <= 4 }), "at most four voices");
+    assert!(steps.iter().any(|s| s.len() >= 3), "the rules still let chords through");
+    // Without the grammar the same model writes rising steps and more voices.
+    let free = GenerateOptions { mask_ignored_events: false, ..opts };
+    let steps: Vec<Vec<u8>> = generate::generate_with_bundle(&bundle, &free).unwrap().iter().flat_map(|o| step_pitches(&o.events)).collect();
+    assert!(steps.iter().any(|s| s.windows(2).any(|w| w[0] < w[1])));
+}
+
+#[test]
+fn part_writing_leaves_no_parallels_and_a_key_prior_keeps_the_scale() {
+    // Steps seldom end by themselves: most fill up to the four voices allowed.
+    let bundle = random_bundle(&[16, 16], 22, -1.0);
+    let base = GenerateOptions { max_voices: Some(4), key: Some("C".parse().unwrap()), ..options(8, 64, Primer::None, false, false) };
+    let free = judged(&generate::generate_with_bundle(&bundle, &GenerateOptions { part_writing: false, key_prior: 1.0, ..base.clone() }).unwrap());
+    let strict = judged(&generate::generate_with_bundle(&bundle, &GenerateOptions { key_prior: 0.01, ..base }).unwrap());
+    assert!(strict.changes > 20, "enough four-voice changes to judge: {}", strict.changes);
+    assert_eq!((strict.parallel_fifths, strict.parallel_octaves), (0, 0), "{strict:?}");
+    assert_eq!(strict.of_four_voice_steps(strict.wide_spacing_steps), 0.0);
+    assert!(free.in_scale_share() < 0.8 && strict.in_scale_share() > 0.95, "in C: {} free, {} with the prior", free.in_scale_share(), strict.in_scale_share());
+}
+
+#[test]
+fn a_tiny_nucleus_samples_the_most_likely_event() {
+    let bundle = random_bundle(&[16, 16], 23, 2.0);
+    let opts = GenerateOptions { top_p: 1e-6, ..options(2, 24, Primer::None, false, false) };
+    let a = generate::generate_with_bundle(&bundle, &GenerateOptions { seed: Some(1), ..opts.clone() }).unwrap();
+    let b = generate::generate_with_bundle(&bundle, &GenerateOptions { seed: Some(2), ..opts }).unwrap();
+    assert_eq!(a, b, "no randomness is left");
+}
+
+#[test]
+fn harmonizing_puts_the_melody_on_top_for_exactly_its_length() {
+    let bundle = random_bundle(&[16, 16], 24, 2.0);
+    let melody_values = melody(TWINKLE);
+    let opts = GenerateOptions { harmonize: true, num_steps: 0, ..options(4, 0, Primer::Melody(melody_values.clone()), false, false) };
+    let outputs = generate::generate_with_bundle(&bundle, &opts).unwrap();
+    let melody_notes = generate::primer_notes(&Primer::Melody(melody_values)).unwrap().notes;
+    for output in &outputs {
+        assert_eq!(encoding::num_steps(&output.events), 32, "the melody's length, nothing prepended");
+        let (notes, _) = encoding::decode_steps(&output.events);
+        for m in &melody_notes {
+            assert!(notes.iter().any(|n| n.pitch == m.pitch && n.start == m.start), "the melody's {} at {}", m.pitch, m.start);
+            for step in m.start..m.end {
+                let top = notes.iter().filter(|n| n.start <= step && step < n.end).map(|n| n.pitch).max();
+                assert_eq!(top, Some(m.pitch), "the melody is on top at step {step}");
+            }
+        }
+    }
+    // Asked for more, it goes on after the melody.
+    let longer = generate::generate_with_bundle(&bundle, &GenerateOptions { num_steps: 48, ..opts }).unwrap();
+    assert!(longer.iter().all(|o| encoding::num_steps(&o.events) == 48));
 }

@@ -195,16 +195,19 @@ impl BurnStep {
 
     /// One step with the next event chosen on the device: the `forced`
     /// class where there is one ([`Session::forced`]), else a sample from the
-    /// softmax at `temperature` over the `allowed` classes (`[batch, 259]`,
-    /// [`Session::allowed`]; Gumbel-max: the argmax of the scaled logits
-    /// plus `-ln(-ln U)` noise is exactly such a sample). Returns `[batch, 2]`
-    /// (class, log-probability) to read back and give to [`choices`].
-    pub fn sample(&mut self, inputs: &[usize], features: &[Vec<u16>], forced: &[Option<usize>], allowed: &[bool], temperature: f64) -> Tensor<2> {
+    /// softmax at `temperature` of the logits plus the rules' `bias`
+    /// (`[batch, 259]`, [`Session::bias`]; Gumbel-max: the argmax of the
+    /// biased logits plus `-ln(-ln U)` noise is exactly such a sample).
+    /// Returns `[batch, 2]` (class, log-probability) to read back and give
+    /// to [`choices`]. Nucleus sampling is the host's only.
+    pub fn sample(&mut self, inputs: &[usize], features: &[Vec<u16>], forced: &[Option<usize>], bias: &[f32], temperature: f64) -> Tensor<2> {
         use burn::tensor::activation::log_softmax;
         let device = self.model.device();
-        let allowed = Tensor::<2, Bool>::from_data(TensorData::new(allowed.to_vec(), [inputs.len(), NUM_CLASSES]), &device);
+        let shape = [inputs.len(), NUM_CLASSES];
+        let forbidden = Tensor::<2, Bool>::from_data(TensorData::new(bias.iter().map(|b| *b == f32::NEG_INFINITY).collect::<Vec<_>>(), shape), &device);
         // Finite, so that no inf - inf can turn into NaN.
-        let scaled = (self.logits(inputs, features) * (1.0 / temperature) as f32).mask_fill(allowed.bool_not(), -1.0e30);
+        let bias = Tensor::<2>::from_data(TensorData::new(bias.iter().map(|b| b.max(-1.0e30)).collect::<Vec<_>>(), shape), &device);
+        let scaled = (self.logits(inputs, features) * (1.0 / temperature) as f32 + bias).mask_fill(forbidden, -1.0e30);
         // U in (0, 1), both ends excluded, so the noise stays finite.
         let u = Tensor::<2>::random(scaled.shape(), Distribution::Uniform(1e-7, 1.0 - 1e-7), &device);
         let gumbel = u.log().neg().log().neg();
@@ -291,9 +294,14 @@ impl Engine {
         Ok(net)
     }
 
-    /// A session for `options` and the network on `backend` to run it.
+    /// A session for `options` and the network on `backend` to run it. A
+    /// request that leaves `max_voices` open gets the bundle's voices.
     pub fn start(&self, backend: Backend, options: &GenerateOptions) -> Result<(Session, Net), GenerateError> {
-        let session = Session::for_model(options, &self.bundle.metadata.hparams)?;
+        if backend == Backend::Gpu && options.top_p < 1.0 {
+            return Err(GenerateError::Backend("nucleus sampling (top_p below 1) runs on the CPU only".into()));
+        }
+        let options = GenerateOptions { max_voices: options.max_voices.or(self.bundle.metadata.voices), ..options.clone() };
+        let session = Session::for_model(&options, &self.bundle.metadata.hparams)?;
         let net = self.net(backend, session.batch())?;
         net.seed(session.seed());
         Ok((session, net))
@@ -353,7 +361,7 @@ impl Net {
             Net::Cpu { net, logits } => host_step(net, session, logits).map(|()| None),
             Net::Device(step) => Ok(session
                 .inputs()
-                .map(|inputs| DeviceRead(step.sample(inputs, session.features(), &session.forced(), &session.allowed(), session.temperature())))),
+                .map(|inputs| DeviceRead(step.sample(inputs, session.features(), &session.forced(), &session.bias(), session.temperature())))),
         }
     }
 
@@ -380,7 +388,7 @@ impl Net {
             Net::Device(step) => {
                 let batch = step.batch;
                 let inputs = vec![class; batch];
-                Some(DeviceRead(step.sample(&inputs, &[], &vec![None; batch], &vec![true; batch * NUM_CLASSES], 1.0)))
+                Some(DeviceRead(step.sample(&inputs, &[], &vec![None; batch], &vec![0.0; batch * NUM_CLASSES], 1.0)))
             }
         }
     }
@@ -400,6 +408,9 @@ pub fn run(net: &mut Net, mut session: Session) -> Result<Vec<Output>, GenerateE
 /// Runs a request on burn's model with sampling on its device.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn generate_on_device(step: BurnStep, options: &GenerateOptions) -> Result<Vec<Output>, GenerateError> {
+    if options.top_p < 1.0 {
+        return Err(GenerateError::Backend("nucleus sampling (top_p below 1) runs on the CPU only".into()));
+    }
     let session = Session::new(options)?;
     let mut net = Net::Device(step);
     net.reset(session.batch());

@@ -84,6 +84,27 @@ pub fn primer_events(primer: &Primer) -> Result<PrimerEvents, GenerateError> {
     Ok(PrimerEvents { events, steps, qpm })
 }
 
+/// The top line of notes: at each step the highest note sounding, as notes
+/// (a note stays one note while it stays on top), what harmonizing takes as
+/// its melody from a piece in several voices.
+pub fn top_line(notes: &[StepNote]) -> Vec<StepNote> {
+    let steps = step_grid::length(notes);
+    let mut line: Vec<StepNote> = Vec::new();
+    let mut current: Option<usize> = None;
+    for step in 0..steps {
+        let top = (0..notes.len())
+            .filter(|&i| notes[i].start <= step && step < notes[i].end)
+            .max_by(|&a, &b| notes[a].pitch.cmp(&notes[b].pitch).then(notes[b].start.cmp(&notes[a].start)));
+        match (top, current) {
+            (Some(i), Some(c)) if i == c => line.last_mut().expect("a note").end = step + 1,
+            (Some(i), _) => line.push(StepNote::new(notes[i].pitch, step, step + 1)),
+            (None, _) => {}
+        }
+        current = top;
+    }
+    line
+}
+
 fn checked_pitch(p: i32, what: &str) -> Result<i32, GenerateError> {
     if (0..=127).contains(&p) { Ok(p) } else { Err(bad(format!("{what}: pitch {p} is outside the MIDI range 0-127"))) }
 }
@@ -188,6 +209,13 @@ mod tests {
             assert!(err.contains(needle), "{err:?} should say {needle:?}");
         }
         assert!(steps(Vec::new(), 1 << 20).unwrap_err().to_string().contains("limit"));
+    }
+
+    #[test]
+    fn the_top_line_of_a_chorale_is_its_melody() {
+        // A held soprano over moving lower voices, then a rest on top while the bass goes on.
+        let notes = [StepNote::new(72, 0, 8), StepNote::new(64, 0, 4), StepNote::new(65, 4, 8), StepNote::new(48, 0, 12), StepNote::new(74, 12, 16)];
+        assert_eq!(top_line(&notes), vec![StepNote::new(72, 0, 8), StepNote::new(48, 8, 12), StepNote::new(74, 12, 16)]);
     }
 
     #[test]

@@ -54,8 +54,28 @@ pub struct GenerateOptions {
     /// Samples only events that decoding keeps (see [`super::rules`]).
     /// The original sampled from all 259 and decoding dropped the
     /// CONTINUED_NOTEs of pitches not sounding, which thinned the texture;
-    /// false samples as it did.
+    /// false samples as it did (and turns off `descending` and
+    /// `max_voices`, which belong to the same grammar).
     pub mask_ignored_events: bool,
+    /// Within a step pitches descend, as in every training example.
+    pub descending: bool,
+    /// At most this many voices sound in a step (`None`: the bundle's own
+    /// number of voices, if it says; else no limit).
+    pub max_voices: Option<usize>,
+    /// A NEW_NOTE outside the key's scale is this many times less likely
+    /// (1: no key prior). The key is `key`, else the primer's.
+    pub key_prior: f64,
+    /// Strict four-part writing: no parallel fifths or octaves, voices in
+    /// their ranges, no more than an octave between soprano and alto or
+    /// alto and tenor ([`super::rules`]).
+    pub part_writing: bool,
+    /// Nucleus sampling: only the most likely classes whose probabilities
+    /// add up to this are sampled (1: all of them).
+    pub top_p: f64,
+    /// Harmonize the primer's melody: the output is the melody (its top
+    /// line) with the other voices written under it, step for step,
+    /// `num_steps` long (0: the melody's length); nothing is prepended.
+    pub harmonize: bool,
     /// Same seed, same inputs: same outputs. `None`: from the clock.
     pub seed: Option<u64>,
     /// The key to write in; `None`: the primer's (by key finding).
@@ -95,6 +115,12 @@ impl Default for GenerateOptions {
             branch_factor: 1,
             steps_per_iteration: 1,
             mask_ignored_events: true,
+            descending: true,
+            max_voices: None,
+            key_prior: 0.1,
+            part_writing: true,
+            top_p: 1.0,
+            harmonize: false,
             seed: None,
             key: None,
         }
@@ -128,6 +154,15 @@ impl GenerateOptions {
                 limits::MAX_TEMPERATURE,
                 self.temperature
             )));
+        }
+        if !(self.key_prior > 0.0 && self.key_prior <= 1.0) {
+            return Err(bad(format!("key_prior must be in (0, 1] (1: no prior), got {}", self.key_prior)));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(bad(format!("top_p must be in (0, 1] (1: every class), got {}", self.top_p)));
+        }
+        if self.max_voices == Some(0) {
+            return Err(bad("max_voices must be at least 1"));
         }
         check_qpm(self.qpm)
     }

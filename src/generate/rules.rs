@@ -2,58 +2,100 @@
 //! it has written so far. Every constraint on sampling lives here, so the
 //! host sampler and the device sampler obey the same rules.
 //!
-//! Today one rule, `mask_ignored_events`: only events that decoding keeps
-//! (STEP_END, any NEW_NOTE, a CONTINUED_NOTE of a pitch that sounds and is
-//! not yet continued in this step; not START or END, which decoding ignores
-//! mid-stream).
+//! A rule gives each of the 259 classes a log-weight added to the
+//! temperature-scaled logits: 0 leaves a class as the model has it,
+//! −∞ forbids it (its probability goes to the rest), a negative number
+//! makes it that much less likely. The rules, each an option of the request:
+//! - **grammar** (`mask_ignored_events`): only events that decoding keeps
+//!   (STEP_END, any NEW_NOTE, a CONTINUED_NOTE of a pitch that sounds and is
+//!   not yet continued in this step; never START or END mid-stream);
+//! - **descending** (with the grammar): within a step pitches descend, as in
+//!   every training example; in harmonize mode the melody, written first,
+//!   is thus always on top;
+//! - **at most N voices** (`max_voices`, with the grammar): a step with N
+//!   pitches may only end;
+//! - **a key** (`key` with `key_prior` < 1): a NEW_NOTE outside the key's
+//!   scale is that many times less likely (chromatic notes stay possible);
+//! - **strict four-part writing** (`part_writing`): when the last step had
+//!   four voices, a candidate pitch for the k-th voice from the top is
+//!   forbidden where it would make parallel fifths or octaves with a voice
+//!   above it, leave its voice's range ([`crate::judge::RANGES`]) or open
+//!   more than an octave between soprano and alto or alto and tenor. Ending
+//!   the step stays allowed, so a row is never left without a choice.
 
 use super::request::GenerateOptions;
-use crate::encoding::Event;
+use crate::encoding::{Event, NUM_CLASSES};
+use crate::judge::RANGES;
+use crate::key::Key;
 
 /// The rules a request asks for.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Rules {
     /// Sample only events that decoding keeps.
     pub only_kept_events: bool,
+    /// Pitches descend within a step (with `only_kept_events`).
+    pub descending: bool,
+    /// A step with this many pitches may only end (with `only_kept_events`).
+    pub max_voices: Option<usize>,
+    /// The key's scale and how much less likely a NEW_NOTE outside it is
+    /// (a log-weight, 0 for none).
+    pub key: Option<(Key, f32)>,
+    pub part_writing: bool,
 }
 
 impl Rules {
-    pub fn of(options: &GenerateOptions) -> Rules {
-        Rules { only_kept_events: options.mask_ignored_events }
+    /// The rules of `options`, with `key` the key it writes in (chosen or found).
+    pub fn of(options: &GenerateOptions, key: Option<Key>) -> Rules {
+        let grammar = options.mask_ignored_events;
+        let prior = (options.key_prior < 1.0).then(|| options.key_prior.max(f64::MIN_POSITIVE).ln() as f32);
+        Rules {
+            only_kept_events: grammar,
+            descending: grammar && options.descending,
+            max_voices: options.max_voices.filter(|_| grammar),
+            key: key.zip(prior),
+            part_writing: options.part_writing,
+        }
     }
 
-    /// Whether any rule restricts sampling (else every class is allowed).
+    /// Whether any rule changes sampling (else every class keeps its logit).
     pub fn restrict(&self) -> bool {
-        self.only_kept_events
+        self.only_kept_events || self.key.is_some() || self.part_writing
     }
 }
 
 /// One row's stream as the rules read it, event by event, as decoding reads
 /// it: the pitches sounding at the end of the last step that this step has
 /// not continued yet (a multiset: two voices on one pitch may both go on),
-/// and the events of this step so far.
+/// the last complete step's pitches, and this step's so far.
 #[derive(Clone, Debug, Default)]
 pub struct RowState {
-    previous: Vec<u8>,
+    to_continue: Vec<u8>,
+    /// The last complete step's pitches, highest first.
+    last_step: Vec<u8>,
+    /// This step's pitches in the order written.
     current: Vec<u8>,
     events_in_step: usize,
 }
 
 impl RowState {
-    /// Takes the stream's next event; false (and no change) for a
-    /// CONTINUED_NOTE that continues nothing, which decoding ignores.
+    /// Takes the stream's next event; false (and no change but the count)
+    /// for a CONTINUED_NOTE that continues nothing, which decoding ignores.
     pub fn accept(&mut self, e: Event) -> bool {
         if e == Event::StepEnd {
-            self.previous = std::mem::take(&mut self.current);
+            let mut step = std::mem::take(&mut self.current);
+            self.to_continue = step.clone();
+            step.sort_unstable_by(|a, b| b.cmp(a));
+            step.dedup();
+            self.last_step = step;
             self.events_in_step = 0;
             return true;
         }
         self.events_in_step += 1;
         match e {
             Event::NewNote(p) => self.current.push(p),
-            Event::ContinuedNote(p) => match self.previous.iter().position(|&q| q == p) {
+            Event::ContinuedNote(p) => match self.to_continue.iter().position(|&q| q == p) {
                 Some(i) => {
-                    self.previous.swap_remove(i);
+                    self.to_continue.swap_remove(i);
                     self.current.push(p);
                 }
                 None => return false,
@@ -68,18 +110,92 @@ impl RowState {
         self.events_in_step
     }
 
-    /// Marks in `allowed` (259 wide) the classes `rules` allow next.
-    pub fn allowed(&self, rules: &Rules, allowed: &mut [bool]) {
-        if !rules.only_kept_events {
-            allowed.fill(true);
+    /// The log-weight `rules` give each class next, into `bias` (259 wide).
+    pub fn bias(&self, rules: &Rules, bias: &mut [f32]) {
+        bias.fill(0.0);
+        if rules.only_kept_events {
+            self.grammar(rules, bias);
+        }
+        if let Some((key, weight)) = rules.key {
+            for p in 0..=127u8 {
+                if !key.in_scale(i32::from(p)) {
+                    bias[Event::NewNote(p).class()] += weight;
+                }
+            }
+        }
+        if rules.part_writing {
+            self.part_writing(bias);
+        }
+    }
+
+    fn grammar(&self, rules: &Rules, bias: &mut [f32]) {
+        bias.fill(f32::NEG_INFINITY);
+        bias[Event::StepEnd.class()] = 0.0;
+        let voices = self.distinct_current();
+        if rules.max_voices.is_some_and(|n| voices >= n) {
             return;
         }
-        allowed.fill(false);
-        allowed[Event::StepEnd.class()] = true;
-        allowed[Event::NewNote(0).class()..=Event::NewNote(127).class()].fill(true);
-        for &p in &self.previous {
-            allowed[Event::ContinuedNote(p).class()] = true;
+        // Descending: at most the last pitch written (equal: two voices in unison).
+        let ceiling = if rules.descending { self.current.last().copied().unwrap_or(127) } else { 127 };
+        bias[Event::NewNote(0).class()..=Event::NewNote(ceiling).class()].fill(0.0);
+        for &p in self.to_continue.iter().filter(|&&p| p <= ceiling) {
+            bias[Event::ContinuedNote(p).class()] = 0.0;
         }
+    }
+
+    fn distinct_current(&self) -> usize {
+        let mut seen: Vec<u8> = self.current.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len()
+    }
+
+    /// Forbids the pitches that would break four-part writing as the k-th
+    /// voice from the top (k = the distinct pitches written so far).
+    fn part_writing(&self, bias: &mut [f32]) {
+        let k = self.distinct_current();
+        if k >= 4 {
+            return;
+        }
+        let mut above: Vec<u8> = self.current.clone();
+        above.sort_unstable_by(|a, b| b.cmp(a));
+        above.dedup();
+        for p in 0..=127u8 {
+            if self.breaks_part_writing(p, k, &above) {
+                bias[Event::NewNote(p).class()] = f32::NEG_INFINITY;
+                bias[Event::ContinuedNote(p).class()] = f32::NEG_INFINITY;
+            }
+        }
+        // A pitch already written is its own voice again (a unison), never a new one.
+        for &p in &above {
+            bias[Event::NewNote(p).class()] = bias[Event::NewNote(p).class()].min(0.0);
+        }
+    }
+
+    fn breaks_part_writing(&self, p: u8, k: usize, above: &[u8]) -> bool {
+        let p = i32::from(p);
+        if above.iter().any(|&q| i32::from(q) == p) {
+            return false;
+        }
+        let (lo, hi) = RANGES[k];
+        if p < lo || p > hi {
+            return true;
+        }
+        if (k == 1 || k == 2) && i32::from(above[k - 1]) - p > 12 {
+            return true;
+        }
+        let [s, a, t, b] = match self.last_step[..] {
+            [s, a, t, b] => [s, a, t, b].map(i32::from),
+            _ => return false,
+        };
+        let before = [s, a, t, b];
+        let moved = p - before[k];
+        (0..k).any(|j| {
+            let now_upper = i32::from(above[j]);
+            let (was, now) = (before[j] - before[k], now_upper - p);
+            let upper_moved = now_upper - before[j];
+            was == now && moved != 0 && upper_moved.signum() == moved.signum() && matches!(now % 12, 0 | 7)
+        })
     }
 }
 
@@ -90,25 +206,89 @@ pub fn drop_orphan_continuations(events: &[Event]) -> Vec<Event> {
     events.iter().copied().filter(|&e| state.accept(e)).collect()
 }
 
+/// The classes `bias` allows at all.
+pub fn allowed(bias: &[f32]) -> impl Iterator<Item = bool> + '_ {
+    bias.iter().map(|b| *b > f32::NEG_INFINITY)
+}
+
+const _: () = assert!(NUM_CLASSES == 259);
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoding::NUM_CLASSES;
+    use crate::key::Mode;
+
+    fn grammar() -> Rules {
+        Rules { only_kept_events: true, descending: false, max_voices: None, key: None, part_writing: false }
+    }
+
+    fn state(events: &[Event]) -> RowState {
+        let mut state = RowState::default();
+        events.iter().for_each(|&e| {
+            state.accept(e);
+        });
+        state
+    }
+
+    fn allows(rules: &Rules, state: &RowState, e: Event) -> bool {
+        let mut bias = vec![0.0; NUM_CLASSES];
+        state.bias(rules, &mut bias);
+        bias[e.class()] > f32::NEG_INFINITY
+    }
 
     #[test]
     fn only_what_decoding_keeps_is_allowed() {
-        let mut state = RowState::default();
-        for e in [Event::Start, Event::NewNote(60), Event::NewNote(64), Event::StepEnd, Event::ContinuedNote(64)] {
-            assert!(state.accept(e));
-        }
-        assert!(!state.accept(Event::ContinuedNote(61)), "61 does not sound");
-        let mut allowed = vec![false; NUM_CLASSES];
-        state.allowed(&Rules { only_kept_events: true }, &mut allowed);
-        assert!(allowed[Event::ContinuedNote(60).class()] && !allowed[Event::ContinuedNote(64).class()]);
-        assert!(allowed[Event::StepEnd.class()] && allowed[Event::NewNote(0).class()] && allowed[Event::NewNote(127).class()]);
-        assert!(!allowed[Event::Start.class()] && !allowed[Event::End.class()]);
+        use Event::*;
+        let mut state = state(&[Start, NewNote(60), NewNote(64), StepEnd, ContinuedNote(64)]);
+        assert!(!state.accept(ContinuedNote(61)), "61 does not sound");
+        let r = grammar();
+        assert!(allows(&r, &state, ContinuedNote(60)) && !allows(&r, &state, ContinuedNote(64)));
+        assert!(allows(&r, &state, StepEnd) && allows(&r, &state, NewNote(0)) && allows(&r, &state, NewNote(127)));
+        assert!(!allows(&r, &state, Start) && !allows(&r, &state, End));
         assert_eq!(state.events_in_step(), 2);
-        state.allowed(&Rules { only_kept_events: false }, &mut allowed);
-        assert!(allowed.iter().all(|a| *a));
+        let mut bias = vec![1.0; NUM_CLASSES];
+        state.bias(&Rules { only_kept_events: false, ..r }, &mut bias);
+        assert!(bias.iter().all(|b| *b == 0.0));
+    }
+
+    #[test]
+    fn pitches_descend_and_voices_are_counted() {
+        use Event::*;
+        let r = Rules { descending: true, max_voices: Some(3), ..grammar() };
+        let s = state(&[Start, NewNote(72), NewNote(67), StepEnd, NewNote(69)]);
+        assert!(allows(&r, &s, NewNote(69)) && allows(&r, &s, NewNote(60)) && !allows(&r, &s, NewNote(70)));
+        assert!(!allows(&r, &s, ContinuedNote(72)), "72 would sound above 69");
+        assert!(allows(&r, &s, ContinuedNote(67)));
+        let full = state(&[Start, NewNote(72), NewNote(67), NewNote(60)]);
+        assert!(!allows(&r, &full, NewNote(55)) && allows(&r, &full, StepEnd), "three voices: only the end");
+    }
+
+    #[test]
+    fn a_key_makes_notes_outside_its_scale_less_likely() {
+        let r = Rules { key: Some((Key::new(0, Mode::Major), 0.1f32.ln())), ..grammar() };
+        let mut bias = vec![0.0; NUM_CLASSES];
+        RowState::default().bias(&r, &mut bias);
+        assert_eq!(bias[Event::NewNote(64).class()], 0.0);
+        assert!((bias[Event::NewNote(66).class()] - 0.1f32.ln()).abs() < 1e-6, "F# in C major");
+    }
+
+    #[test]
+    fn part_writing_forbids_parallels_ranges_and_wide_spacing() {
+        use Event::*;
+        let r = Rules { part_writing: true, ..grammar() };
+        // Last step C major: S G4 (67), A E4 (64), T C4 (60), B C3 (48).
+        let prefix = [Start, NewNote(67), NewNote(64), NewNote(60), NewNote(48), StepEnd];
+        // Soprano up to A4: a tenor D4 would move up a fifth below it, parallel.
+        let s = state(&[&prefix[..], &[NewNote(69), NewNote(65)]].concat());
+        assert!(!allows(&r, &s, NewNote(62)), "S-T parallel fifths (G-C to A-D)");
+        assert!(allows(&r, &s, NewNote(60)), "the tenor holds C: oblique motion");
+        assert!(!allows(&r, &s, NewNote(45)), "below the tenor's range");
+        // The alto more than an octave below the soprano.
+        let s = state(&[&prefix[..], &[NewNote(79)]].concat());
+        assert!(!allows(&r, &s, NewNote(64)) && allows(&r, &s, NewNote(67)));
+        // Without a four-voice step before, only ranges and spacing count.
+        let s = state(&[Start, NewNote(69), NewNote(65)]);
+        assert!(allows(&r, &s, NewNote(62)));
+        assert!(allows(&r, &s, StepEnd), "ending the step is always possible");
     }
 }

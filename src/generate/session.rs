@@ -53,6 +53,9 @@ pub struct Session {
     qpm: f64,
     primer: Vec<Event>,
     primer_steps: usize,
+    /// Steps of each output (the request's `num_steps`, or harmonizing
+    /// without one, the melody's).
+    output_steps: usize,
     /// Primer events per step, for injection.
     inject: Option<Vec<Vec<Event>>>,
     /// Step of the model's stream where primer step 0 is injected.
@@ -80,20 +83,34 @@ impl Session {
     pub fn new(options: &GenerateOptions) -> Result<Session, GenerateError> {
         let o = options;
         o.check()?;
-        let PrimerEvents { events: primer, steps: primer_steps, qpm: primer_qpm } = primer::primer_events(&o.primer)?;
-        if o.num_steps <= primer_steps {
+        let notes = primer::primer_notes(&o.primer)?;
+        let key = o.key.or_else(|| Key::of_steps(&notes.notes));
+        let PrimerEvents { events: primer, steps: primer_steps, qpm: primer_qpm } = if o.harmonize {
+            let melody = Primer::Steps { notes: primer::top_line(&notes.notes), steps: notes.steps };
+            PrimerEvents { qpm: notes.qpm, ..primer::primer_events(&melody)? }
+        } else {
+            primer::primer_events(&o.primer)?
+        };
+        let output_steps = if o.harmonize && o.num_steps == 0 { primer_steps } else { o.num_steps };
+        if output_steps == 0 {
+            return Err(super::request::bad("num_steps must be at least 1 (or, harmonizing, 0 for the melody's length)"));
+        }
+        if !o.harmonize && o.num_steps <= primer_steps {
             return Err(super::request::bad(format!(
                 "num_steps ({}) must be longer than the primer ({primer_steps} steps)",
                 o.num_steps
             )));
         }
         let qpm = primer_qpm.unwrap_or(o.qpm);
-        let (start, target_steps, inject_offset) = if o.condition_on_primer {
+        let (start, target_steps, inject_offset) = if o.harmonize {
+            (vec![Event::Start], output_steps, 0)
+        } else if o.condition_on_primer {
             (primer.clone(), o.num_steps, primer_steps)
         } else {
             (vec![Event::Start], o.num_steps - primer_steps, 0)
         };
-        let inject = (o.inject_primer_during_generation && primer_steps > 0).then(|| primer::step_events(&primer));
+        let inject = (o.harmonize || o.inject_primer_during_generation) && primer_steps > 0;
+        let inject = inject.then(|| primer::step_events(&primer));
         let group = o.beam_size * o.branch_factor;
         let start_len = start.len();
         let mut state = RowState::default();
@@ -104,10 +121,11 @@ impl Session {
         let seed = o.seed.unwrap_or_else(clock_seed);
         let mut session = Session {
             options: o.clone(),
-            rules: Rules::of(o),
+            rules: Rules::of(o, key),
             qpm,
             primer,
             primer_steps,
+            output_steps,
             inject,
             inject_offset,
             target_steps,
@@ -147,6 +165,7 @@ impl Session {
         let moved = GenerateOptions {
             primer: Primer::Steps { notes, steps: primer.steps },
             qpm: primer.qpm.unwrap_or(options.qpm),
+            key: Some(Key::new((key.tonic as i32 + shift).rem_euclid(12) as u8, key.mode)),
             ..options.clone()
         };
         let mut session = Session::new(&moved)?;
@@ -266,23 +285,29 @@ impl Session {
             .collect()
     }
 
-    /// Which classes each row may sample, `[batch, 259]` row-major, by the
-    /// request's [`rules`]: where the model chooses, what they allow; else all.
-    pub fn allowed(&self) -> Vec<bool> {
-        self.allowed_given(&self.forced())
+    /// Each row's log-weight for every class, `[batch, 259]` row-major, by
+    /// the request's [`rules`]: where the model chooses, what they give
+    /// (−∞ forbids a class); else 0.
+    pub fn bias(&self) -> Vec<f32> {
+        self.bias_given(&self.forced())
     }
 
-    /// [`Session::allowed`] with the rows' [`Session::forced`] classes at hand.
-    fn allowed_given(&self, forced: &[Option<usize>]) -> Vec<bool> {
-        let mut allowed = vec![true; self.rows.len() * NUM_CLASSES];
+    /// [`Session::bias`] with the rows' [`Session::forced`] classes at hand.
+    fn bias_given(&self, forced: &[Option<usize>]) -> Vec<f32> {
+        let mut bias = vec![0.0; self.rows.len() * NUM_CLASSES];
         if self.rules.restrict() {
-            for ((row, a), f) in self.rows.iter().zip(allowed.chunks_exact_mut(NUM_CLASSES)).zip(forced) {
+            for ((row, b), f) in self.rows.iter().zip(bias.chunks_exact_mut(NUM_CLASSES)).zip(forced) {
                 if f.is_none() && !self.row_done(row) {
-                    row.state.allowed(&self.rules, a);
+                    row.state.bias(&self.rules, b);
                 }
             }
         }
-        allowed
+        bias
+    }
+
+    /// Nucleus sampling's probability mass (1: all classes).
+    pub fn top_p(&self) -> f64 {
+        self.options.top_p
     }
 
     /// The temperature the outputs are sampled at.
@@ -305,7 +330,8 @@ impl Session {
         let inv_t = (1.0 / self.options.temperature) as f32;
         let mut probs = vec![0.0f64; NUM_CLASSES];
         let forced = self.forced();
-        let allowed = self.allowed_given(&forced);
+        let bias = self.bias_given(&forced);
+        let top_p = self.options.top_p;
         let mut choices = Vec::with_capacity(self.rows.len());
         for (r, row) in self.rows.iter().enumerate() {
             let reading_primer = forced[r].is_some() && row.fed + 1 < self.start_len;
@@ -314,7 +340,7 @@ impl Session {
                 continue;
             }
             let span = r * NUM_CLASSES..(r + 1) * NUM_CLASSES;
-            let choice = host_choice(&logits[span.clone()], &allowed[span], inv_t, forced[r], &mut probs, &mut self.rng)
+            let choice = host_choice(&logits[span.clone()], &bias[span], inv_t, top_p, forced[r], &mut probs, &mut self.rng)
                 .ok_or(GenerateError::NotANumber { model_step: self.model_steps })?;
             choices.push(choice);
         }
@@ -394,15 +420,15 @@ impl Session {
                     .max_by(|&a, &b| self.rows[a].score.total_cmp(&self.rows[b].score).then(b.cmp(&a)))
                     .expect("rows in every group");
                 let row = &self.rows[best];
-                let mut events = if o.condition_on_primer {
+                let mut events = if o.condition_on_primer || o.harmonize {
                     row.events.clone()
                 } else {
                     let mut e = self.primer.clone();
                     e.extend(row.events.iter().skip(1));
                     e
                 };
-                encoding::set_length(&mut events, o.num_steps);
-                if !o.primer_in_output && self.primer_steps > 0 {
+                encoding::set_length(&mut events, self.output_steps);
+                if !o.primer_in_output && !o.harmonize && self.primer_steps > 0 {
                     let cut = events
                         .iter()
                         .enumerate()
@@ -450,23 +476,27 @@ fn clock_seed() -> u64 {
     }
 }
 
-/// Samples a row's next event from its logits over the `allowed` classes
-/// (or takes the forced one) and scores it: softmax at temperature
-/// `1 / inv_t` in f64, one draw of `rng` per sampled event. `None` when the
-/// logits are not numbers (a damaged model), so nothing sensible can be drawn.
-fn host_choice(logits: &[f32], allowed: &[bool], inv_t: f32, forced: Option<usize>, probs: &mut [f64], rng: &mut Rng) -> Option<Choice> {
-    let scaled = |(&x, &a): (&f32, &bool)| if a { x * inv_t } else { f32::NEG_INFINITY };
-    let max = logits.iter().zip(allowed).map(scaled).fold(f32::NEG_INFINITY, f32::max) as f64;
+/// Samples a row's next event from its logits plus the rules' `bias` (or
+/// takes the forced one) and scores it: softmax at temperature `1 / inv_t`
+/// in f64, cut to the nucleus of mass `top_p`, one draw of `rng` per
+/// sampled event. `None` when the logits are not numbers (a damaged model),
+/// so nothing sensible can be drawn.
+fn host_choice(logits: &[f32], bias: &[f32], inv_t: f32, top_p: f64, forced: Option<usize>, probs: &mut [f64], rng: &mut Rng) -> Option<Choice> {
+    let scaled = |(&x, &b): (&f32, &f32)| if b == f32::NEG_INFINITY { f32::NEG_INFINITY } else { x * inv_t + b };
+    let max = logits.iter().zip(bias).map(scaled).fold(f32::NEG_INFINITY, f32::max) as f64;
     if !max.is_finite() {
         return None;
     }
     let mut sum = 0.0f64;
-    for (p, x) in probs.iter_mut().zip(logits.iter().zip(allowed).map(scaled)) {
+    for (p, x) in probs.iter_mut().zip(logits.iter().zip(bias).map(scaled)) {
         *p = (x as f64 - max).exp();
         sum += *p;
     }
     if !sum.is_finite() {
         return None;
+    }
+    if top_p < 1.0 {
+        sum = nucleus(probs, sum * top_p);
     }
     let class = forced.unwrap_or_else(|| {
         let mut u = rng.next_f64() * sum;
@@ -479,5 +509,26 @@ fn host_choice(logits: &[f32], allowed: &[bool], inv_t: f32, forced: Option<usiz
         // Rounding left u at the very top: the last allowed class.
         probs.iter().rposition(|&p| p > 0.0).unwrap_or(NUM_CLASSES - 1)
     });
-    Some(Choice { class, log_prob: (probs[class] / sum).ln() })
+    // A forced class outside the nucleus keeps its own probability.
+    let p = if probs[class] > 0.0 { probs[class] / sum } else { f64::MIN_POSITIVE };
+    Some(Choice { class, log_prob: p.ln() })
+}
+
+/// Keeps the most likely classes whose (unnormalised) probabilities reach
+/// `mass`, zeroes the rest; returns the kept total.
+fn nucleus(probs: &mut [f64], mass: f64) -> f64 {
+    let mut order: Vec<usize> = (0..probs.len()).filter(|&c| probs[c] > 0.0).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+    let (mut kept, mut cut) = (0.0, order.len());
+    for (i, &c) in order.iter().enumerate() {
+        kept += probs[c];
+        if kept >= mass {
+            cut = i + 1;
+            break;
+        }
+    }
+    for &c in &order[cut..] {
+        probs[c] = 0.0;
+    }
+    kept
 }

@@ -105,6 +105,10 @@ pub enum Command {
     /// Generate pieces from a bundle or a run (the original's
     /// polyphony_rnn_generate), written as `<date>_<time>_<i>.mid`.
     Generate(GenerateArgs),
+    /// Harmonize a melody (--primer_melody, or the top line of --primer_midi):
+    /// the melody on top, the other voices written under it, step for step,
+    /// as long as the melody (or --num_steps); `generate --harmonize`.
+    Harmonize(GenerateArgs),
     /// Speed tables.
     Bench {
         #[command(subcommand)]
@@ -254,7 +258,16 @@ pub struct CreateDatasetArgs {
 
 /// The boolean flags that take the original's forms: `--flag`,
 /// `--noflag`, `--flag=true|false`.
-const BOOLEAN_FLAGS: [&str; 5] = ["condition_on_primer", "inject_primer_during_generation", "primer_in_output", "mask_ignored_events", "save_generator_bundle"];
+const BOOLEAN_FLAGS: [&str; 8] = [
+    "condition_on_primer",
+    "inject_primer_during_generation",
+    "primer_in_output",
+    "mask_ignored_events",
+    "save_generator_bundle",
+    "descending",
+    "part_writing",
+    "harmonize",
+];
 
 /// Rewrites `--noflag` (and `--no-flag`) to `--flag=false` for [`BOOLEAN_FLAGS`].
 pub fn boolean_flags(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
@@ -331,6 +344,31 @@ pub struct GenerateArgs {
     /// that is not sounding); false samples from all 259 as the original did.
     #[arg(long = "mask_ignored_events", alias = "mask-ignored-events", num_args = 0..=1, default_value_t = options().mask_ignored_events, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub mask_ignored_events: bool,
+    /// Within a step pitches descend, as in every training example (with
+    /// --mask_ignored_events).
+    #[arg(long, num_args = 0..=1, default_value_t = options().descending, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub descending: bool,
+    /// At most this many voices at once (default: the bundle's voices, 4
+    /// for a chorale model).
+    #[arg(long = "max_voices", alias = "max-voices")]
+    pub max_voices: Option<usize>,
+    /// A new note outside the key's scale is this many times less likely
+    /// (1: no key prior); the key is --key, else the primer's.
+    #[arg(long = "key_prior", alias = "key-prior", default_value_t = options().key_prior)]
+    pub key_prior: f64,
+    /// Strict four-part writing: no parallel fifths or octaves, voices in
+    /// their ranges, no more than an octave between soprano and alto or
+    /// alto and tenor.
+    #[arg(long = "part_writing", alias = "part-writing", num_args = 0..=1, default_value_t = options().part_writing, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub part_writing: bool,
+    /// Nucleus sampling: sample only from the most likely events whose
+    /// probabilities add up to this (1: all).
+    #[arg(long = "top_p", alias = "top-p", default_value_t = options().top_p)]
+    pub top_p: f64,
+    /// Harmonize the primer's melody instead of continuing it (see the
+    /// `harmonize` command).
+    #[arg(long, num_args = 0..=1, default_value_t = options().harmonize, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub harmonize: bool,
     /// Same seed and inputs, same outputs (default: from the clock).
     #[arg(long)]
     pub seed: Option<u64>,

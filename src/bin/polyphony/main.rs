@@ -41,7 +41,7 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         // generate's bad values get one line and exit code 1, like its other refusals.
-        Err(e) if args.get(1).is_some_and(|a| a == "generate") && e.use_stderr() => {
+        Err(e) if args.get(1).is_some_and(|a| a == "generate" || a == "harmonize") && e.use_stderr() => {
             let text = e.to_string();
             let line = text.lines().next().unwrap_or_default();
             eprintln!("polyphony: {}", line.strip_prefix("error: ").unwrap_or(line));
@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         Command::Train(args) => outcome(train(args)),
         Command::Bench { what } => outcome(bench(what)),
         Command::Generate(args) => outcome(generate(args)),
+        Command::Harmonize(args) => outcome(generate(cli::GenerateArgs { harmonize: true, ..args })),
         Command::Evaluate { bundle_file, sequence_example_file, bptt_window } => {
             outcome(evaluate_bundle(&bundle_file, &sequence_example_file, bptt_window))
         }
@@ -473,6 +474,12 @@ fn generate_options(args: &GenerateArgs) -> Result<GenerateOptions, String> {
         branch_factor: args.branch_factor,
         steps_per_iteration: args.steps_per_iteration,
         mask_ignored_events: args.mask_ignored_events,
+        descending: args.descending,
+        max_voices: args.max_voices,
+        key_prior: args.key_prior,
+        part_writing: args.part_writing,
+        top_p: args.top_p,
+        harmonize: args.harmonize,
         seed: args.seed,
         key: args.key,
     };
