@@ -328,6 +328,27 @@ run_stage() { # <name> <command>...: runs it with errexit, records PASS/FAIL
 }
 
 native_tests() { CARGO_TARGET_DIR="$NATIVE_TARGET_DIR" "$(native_cargo)" test --release --no-fail-fast; }
+
+# A Python environment with music21 (from the corpus wheel) and mido, for
+# reading what we write with the field's own tools.
+VENV="$CACHE_DIR/venv"
+ensure_venv() {
+  if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import music21, mido' 2>/dev/null; then
+    say "Making a Python environment in $VENV (music21 $MUSIC21_VERSION and mido, from PyPI) for the cross-checks"
+    python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    "$VENV/bin/python" -m pip install --quiet "$CACHE_DIR/wheels/music21-$MUSIC21_VERSION-py3-none-any.whl" mido ||
+      die "pip install music21 mido failed"
+  fi
+}
+
+music21_check() {
+  ensure_venv
+  CARGO_TARGET_DIR="$NATIVE_TARGET_DIR" "$(native_cargo)" build --release --bin polyphony
+  local work
+  work=$(mktemp -d)
+  "$VENV/bin/python" tests/music21/check_outputs.py "$NATIVE_TARGET_DIR/release/polyphony" "$work"
+  rm -rf "$work"
+}
 browser_tests() { node tests/browser/page.test.mjs; }
 
 cmd_test() {
@@ -335,6 +356,7 @@ cmd_test() {
   prepare wasm browser
   ensure_corpus
   run_stage "native tests (cargo test --release --no-fail-fast)" native_tests
+  run_stage "music21 reads our MusicXML (tests/music21)" music21_check
   run_stage "wasm package (pkg/)" build_wasm
   if [ -f pkg/polyphony.js ] && [[ "${STAGE_RESULTS[-1]}" == PASS* ]]; then
     run_stage "browser tests (tests/browser, headless Chromium)" browser_tests

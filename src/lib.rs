@@ -16,7 +16,8 @@
 //!   network, for training and the GPU) and [`fused`] (the fast CPU step);
 //! - training: [`train`], with [`metrics`] and [`plot`] (learning curves);
 //! - [`generate`]: primers, decoding rules, sessions, backends;
-//! - [`export`]: a generated piece as a file (MIDI);
+//! - [`voices`]: Soprano, Alto, Tenor, Bass for every note;
+//! - [`export`]: a generated piece as a file (MIDI, MusicXML);
 //! - measuring: [`judge`] (part-writing, as a student of harmony is judged), [`bench`];
 //! - adapters: [`web`] (the face JavaScript sees, wasm32 only) and the
 //!   `polyphony` binary.
@@ -55,6 +56,7 @@ pub mod plot;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
 pub mod generate;
+pub mod voices;
 pub mod export;
 pub mod judge;
 #[cfg(not(target_arch = "wasm32"))]

@@ -559,7 +559,7 @@ pub fn write_midi(seq: &NoteSequence) -> Vec<u8> {
     let map = writer_tick_map(&seq.tempos, resolution);
     let mut tracks = vec![timing_track(&seq.time_signatures, &map, resolution)];
     tracks.extend(
-        instruments(&seq.notes)
+        instruments(&seq.notes, &seq.part_names)
             .iter()
             .enumerate()
             .map(|(n, inst)| instrument_track(n, inst, &map)),
@@ -592,11 +592,11 @@ fn writer_tick_map(tempos: &[Tempo], resolution: u16) -> TickMap {
 
 /// One track event as pretty_midi creates it.
 #[derive(Clone, Copy, Debug)]
-enum Message {
+enum Message<'a> {
     Tempo(u32),
     /// Numerator and the denominator's power of two.
     TimeSignature(u8, u8),
-    TrackName(&'static str),
+    TrackName(&'a str),
     ProgramChange {
         channel: u8,
         program: u8,
@@ -609,7 +609,7 @@ enum Message {
     EndOfTrack,
 }
 
-impl Message {
+impl Message<'_> {
     /// pretty_midi's `event_compare` order among events of the same tick.
     /// (Track names have no rank there; they stay first, see
     /// [`instrument_track`].)
@@ -673,16 +673,16 @@ fn write_varlen(out: &mut Vec<u8>, mut value: u64) {
 }
 
 /// A track's events at absolute ticks.
-type Track = Vec<(u64, Message)>;
+type Track<'a> = Vec<(u64, Message<'a>)>;
 
 /// Sorts by tick then by pretty_midi's rank (stable, as Python's sort).
-fn sorted(mut events: Track) -> Track {
+fn sorted(mut events: Track<'_>) -> Track<'_> {
     events.sort_by_key(|&(tick, message)| (tick, message.rank()));
     events
 }
 
 /// Ends a sorted track one tick after its last event, as pretty_midi does.
-fn with_end(mut events: Track) -> Track {
+fn with_end(mut events: Track<'_>) -> Track<'_> {
     let end = events.last().map_or(0, |&(tick, _)| tick.saturating_add(1));
     events.push((end, Message::EndOfTrack));
     events
@@ -690,7 +690,7 @@ fn with_end(mut events: Track) -> Track {
 
 /// Track 0: a default 4/4 unless a time signature starts at 0, every tempo,
 /// every time signature.
-fn timing_track(signatures: &[TimeSignature], map: &TickMap, resolution: u16) -> Track {
+fn timing_track(signatures: &[TimeSignature], map: &TickMap, resolution: u16) -> Track<'static> {
     let signatures: Vec<&TimeSignature> = signatures
         .iter()
         .filter(|ts| (1..=255).contains(&ts.numerator) && ts.denominator > 0 && ts.time >= 0.0)
@@ -719,7 +719,7 @@ fn timing_track(signatures: &[TimeSignature], map: &TickMap, resolution: u16) ->
 struct Instrument<'a> {
     program: u8,
     is_drum: bool,
-    name: Option<&'static str>,
+    name: Option<&'a str>,
     notes: Vec<&'a Note>,
 }
 
@@ -727,8 +727,10 @@ struct Instrument<'a> {
 /// order. Instrument 0 always exists (note_seq creates it up front for the
 /// time signatures) and every group of instrument 0 replaces its notes, so
 /// only the last such group is written, as in the original. Other groups get
-/// their own instrument named after the General MIDI program (or "Drums").
-fn instruments(notes: &[Note]) -> Vec<Instrument<'_>> {
+/// their own instrument named after the General MIDI program (or "Drums"),
+/// unless the sequence names its parts (voices), whose names are used.
+fn instruments<'a>(notes: &'a [Note], part_names: &'a [String]) -> Vec<Instrument<'a>> {
+    let named = |id: u32| part_names.get(id as usize).map(String::as_str);
     let mut groups: BTreeMap<(u32, u8, bool), Vec<&Note>> = BTreeMap::new();
     for note in notes {
         groups
@@ -748,15 +750,15 @@ fn instruments(notes: &[Note]) -> Vec<Instrument<'_>> {
             instruments[0] = Instrument {
                 program,
                 is_drum,
-                name: None,
+                name: named(0),
                 notes,
             };
         } else {
-            let name = if is_drum {
+            let name = named(id).unwrap_or(if is_drum {
                 "Drums"
             } else {
                 GM_PROGRAM_NAMES[usize::from(program)]
-            };
+            });
             instruments.push(Instrument {
                 program,
                 is_drum,
@@ -777,7 +779,7 @@ fn instruments(notes: &[Note]) -> Vec<Instrument<'_>> {
 /// sorting. Its later swap of a note-on followed by a same-pitch note-off is
 /// never triggered (the rank already puts velocity 0 first), so it is not
 /// repeated here.
-fn instrument_track(n: usize, instrument: &Instrument, map: &TickMap) -> Track {
+fn instrument_track<'a>(n: usize, instrument: &Instrument<'a>, map: &TickMap) -> Track<'a> {
     // Channels in turn, skipping the drum channel unless it is a drum track.
     let channel = if instrument.is_drum {
         DRUM_CHANNEL
@@ -828,7 +830,7 @@ fn instrument_track(n: usize, instrument: &Instrument, map: &TickMap) -> Track {
 
 /// The header and the tracks with delta times, as mido's `MidiFile.save`
 /// writes them (format 1).
-fn encode_file(resolution: u16, tracks: &[Track]) -> Vec<u8> {
+fn encode_file(resolution: u16, tracks: &[Track<'_>]) -> Vec<u8> {
     let mut out = b"MThd\0\0\0\x06\0\x01".to_vec();
     out.extend_from_slice(
         &u16::try_from(tracks.len())

@@ -90,6 +90,10 @@ pub struct NoteSequence {
     pub steps_per_quarter: Option<u32>,
     /// Set once quantized: the length in steps.
     pub total_quantized_steps: i64,
+    /// Names of the parts (voices), by instrument number, where known: a
+    /// MIDI file names its tracks after them.
+    #[serde(default)]
+    pub part_names: Vec<String>,
 }
 
 impl NoteSequence {

@@ -116,7 +116,7 @@ pub fn primer_from_file(file_name: &str, bytes: &[u8]) -> Result<JsValue, JsErro
 pub fn notes_to_midi(notes: JsValue, qpm: f64) -> Result<Vec<u8>, JsError> {
     let notes: Vec<StepNote> = from_js(notes, "notes")?;
     generate::request::check_qpm(qpm).map_err(js_error)?;
-    Ok(export::write(&step_grid::to_sequence(&notes, qpm, DECODE_VELOCITY, 0), Format::Midi))
+    Ok(export::write(&step_grid::to_sequence(&notes, qpm, DECODE_VELOCITY, 0), Format::Midi, ""))
 }
 
 /// A loaded, checked model bundle and its networks. Loading checks
@@ -316,7 +316,7 @@ impl Generation {
                 notes: encoding::decode_steps(&o.events).0,
                 steps: encoding::num_steps(&o.events),
                 log_likelihood: o.log_likelihood,
-                midi: export::write(&o.sequence, Format::Midi),
+                midi: export::write(&o.sequence, Format::Midi, ""),
             })
             .collect();
         to_js(&outputs)

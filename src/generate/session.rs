@@ -9,10 +9,11 @@ use super::primer::{self, PrimerEvents};
 use super::request::{GenerateError, GenerateOptions, Output, Primer};
 use crate::hparams::HParams;
 use crate::key::{Key, Mode};
-use crate::step_grid::StepNote;
+use crate::note_sequence::TimeSignature;
+use crate::step_grid::{self, StepNote};
 use super::rules::{self, RowState, Rules};
 use crate::context::Context;
-use crate::encoding::{self, Event, NUM_CLASSES, STEPS_PER_QUARTER};
+use crate::encoding::{self, Event, NUM_CLASSES};
 use crate::limits;
 use crate::rng::Rng;
 
@@ -438,7 +439,12 @@ impl Session {
                     events.splice(0..cut, [Event::Start]);
                 }
                 let events = transposed(&rules::drop_orphan_continuations(&events), -self.shift);
-                let sequence = encoding::decode(&events, STEPS_PER_QUARTER, self.qpm);
+                let (notes, _) = encoding::decode_steps(&events);
+                let mut sequence = step_grid::to_sequence(&notes, self.qpm, encoding::DECODE_VELOCITY, encoding::num_steps(&events));
+                if let Primer::Sequence(primer) = &o.primer {
+                    // The primer's metre, if it has one.
+                    sequence.time_signatures = primer.time_signatures.first().map(|t| TimeSignature { time: 0.0, ..*t }).into_iter().collect();
+                }
                 Output { events, sequence, log_likelihood: row.score }
             })
             .collect()

@@ -303,9 +303,13 @@ pub struct GenerateArgs {
     /// Expected model hparams, checked against the run's or bundle's own.
     #[arg(long)]
     pub hparams: Option<String>,
-    /// Where the MIDI files are written (created if missing).
+    /// Where the files are written (created if missing).
     #[arg(long = "output_dir", alias = "output-dir")]
     pub output_dir: Option<PathBuf>,
+    /// midi (a named track per voice), midi-single (one track, as the
+    /// original), musicxml, mxl, or both (midi and musicxml).
+    #[arg(long = "output_format", alias = "output-format", default_value = "midi")]
+    pub output_format: String,
     #[arg(long = "num_outputs", alias = "num-outputs", default_value_t = options().num_outputs)]
     pub num_outputs: usize,
     /// Total length in sixteenth steps, primer included.

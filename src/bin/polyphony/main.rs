@@ -169,7 +169,7 @@ fn decode(events_path: &Path, output: &Path) -> bool {
     };
     let mut ok = true;
     for (i, events) in sequences.iter().enumerate() {
-        match files::write_new(&numbered(output, i), &export::write(&encoding::decode_default(events), Format::Midi)) {
+        match files::write_new(&numbered(output, i), &export::write(&encoding::decode_default(events), Format::MidiSingleTrack, "")) {
             Ok(path) => say!("wrote {}", path.display()),
             Err(e) => {
                 eprintln!("polyphony: {e}");
@@ -498,6 +498,7 @@ fn generate(args: GenerateArgs) -> Outcome {
         return Ok(());
     }
     let output_dir = args.output_dir.as_ref().ok_or("--output_dir required")?;
+    let formats = Format::parse_list(&args.output_format)?;
     let options = generate_options(&args)?;
     files::check_output_folder(output_dir).map_err(|e| e.to_string())?;
     let mut engine = Engine::new(generator_bundle(&args)?);
@@ -507,12 +508,15 @@ fn generate(args: GenerateArgs) -> Outcome {
     let outputs = engine.generate(args.device, &options).map_err(|e| e.to_string())?;
     let stamp = timestamp::file_stamp();
     let digits = options.num_outputs.to_string().len();
-    let format = Format::Midi;
     for (i, output) in outputs.iter().enumerate() {
-        let path = output_dir.join(format!("{stamp}_{:0digits$}.{}", i + 1, format.extension()));
-        files::write_new(&path, &export::write(&output.sequence, format)).map_err(|e| e.to_string())?;
+        let name = format!("{stamp}_{:0digits$}", i + 1);
+        for &format in &formats {
+            let path = output_dir.join(format!("{name}.{}", format.extension()));
+            files::write_new(&path, &export::write(&output.sequence, format, &name)).map_err(|e| e.to_string())?;
+        }
     }
-    say!("wrote {} MIDI files to {}", outputs.len(), output_dir.display());
+    let kinds: Vec<&str> = formats.iter().map(|f| f.extension()).collect();
+    say!("wrote {} outputs ({}) to {}", outputs.len(), kinds.join(" and "), output_dir.display());
     Ok(())
 }
 

@@ -17,7 +17,12 @@
 //! - `<midi-program>` is taken as written (1-based).
 //!
 //! What the quirks throw away (tie and grace flags) is kept on each
-//! [`Note`](crate::note_sequence::Note) for a better mode later.
+//! [`Note`](crate::note_sequence::Note) for the full reading
+//! ([`crate::music_file::Reading::Full`]). The writer is [`write`].
+
+pub mod write;
+
+pub use write::{write_musicxml, write_mxl};
 
 use std::io::Read;
 
