@@ -948,3 +948,27 @@ fn harmonizing_puts_the_melody_on_top_for_exactly_its_length() {
     let longer = generate::generate_with_bundle(&bundle, &GenerateOptions { num_steps: 48, ..opts }).unwrap();
     assert!(longer.iter().all(|o| encoding::num_steps(&o.events) == 48));
 }
+
+#[test]
+fn harmonizing_a_bass_line_writes_the_voices_above_it() {
+    let bundle = random_bundle(&[16, 16], 25, 2.0);
+    let bass = "[48,-2,-2,-2,43,-2,-2,-2,45,-2,-2,-2,41,-2,-2,-2,43,-2,-2,-2,-2,-2,-2,-2,48,-2,-2,-2,-2,-2,-2,-2]";
+    let opts = GenerateOptions { harmonize: true, harmonize_bass: true, num_steps: 0, max_voices: Some(4), ..options(4, 0, Primer::Melody(melody(bass)), false, false) };
+    let outputs = generate::generate_with_bundle(&bundle, &opts).unwrap();
+    let line = generate::primer_notes(&Primer::Melody(melody(bass))).unwrap().notes;
+    let mut above = 0;
+    for output in &outputs {
+        assert_eq!(encoding::num_steps(&output.events), 32);
+        let (notes, _) = encoding::decode_steps(&output.events);
+        for b in &line {
+            assert!(notes.iter().any(|n| n.pitch == b.pitch && n.start == b.start), "the bass {} at {}", b.pitch, b.start);
+            for step in b.start..b.end {
+                let sounding: Vec<i32> = notes.iter().filter(|n| n.start <= step && step < n.end).map(|n| n.pitch).collect();
+                assert_eq!(sounding.iter().min(), Some(&b.pitch), "the bass is lowest at step {step}");
+                above += sounding.len() - 1;
+            }
+        }
+        assert!(step_pitches(&output.events).iter().all(|s| s.windows(2).all(|w| w[0] >= w[1])), "each step still descends");
+    }
+    assert!(above > 32, "voices were written above the bass: {above}");
+}

@@ -88,13 +88,23 @@ pub fn primer_events(primer: &Primer) -> Result<PrimerEvents, GenerateError> {
 /// (a note stays one note while it stays on top), what harmonizing takes as
 /// its melody from a piece in several voices.
 pub fn top_line(notes: &[StepNote]) -> Vec<StepNote> {
+    line(notes, |a, b| a.cmp(&b))
+}
+
+/// The bottom line (the bass), as [`top_line`] the top.
+pub fn bottom_line(notes: &[StepNote]) -> Vec<StepNote> {
+    line(notes, |a, b| b.cmp(&a))
+}
+
+/// At each step the note sounding that is greatest by `order` of pitch.
+fn line(notes: &[StepNote], order: impl Fn(i32, i32) -> std::cmp::Ordering) -> Vec<StepNote> {
     let steps = step_grid::length(notes);
     let mut line: Vec<StepNote> = Vec::new();
     let mut current: Option<usize> = None;
     for step in 0..steps {
         let top = (0..notes.len())
             .filter(|&i| notes[i].start <= step && step < notes[i].end)
-            .max_by(|&a, &b| notes[a].pitch.cmp(&notes[b].pitch).then(notes[b].start.cmp(&notes[a].start)));
+            .max_by(|&a, &b| order(notes[a].pitch, notes[b].pitch).then(notes[b].start.cmp(&notes[a].start)));
         match (top, current) {
             (Some(i), Some(c)) if i == c => line.last_mut().expect("a note").end = step + 1,
             (Some(i), _) => line.push(StepNote::new(notes[i].pitch, step, step + 1)),
@@ -216,6 +226,7 @@ mod tests {
         // A held soprano over moving lower voices, then a rest on top while the bass goes on.
         let notes = [StepNote::new(72, 0, 8), StepNote::new(64, 0, 4), StepNote::new(65, 4, 8), StepNote::new(48, 0, 12), StepNote::new(74, 12, 16)];
         assert_eq!(top_line(&notes), vec![StepNote::new(72, 0, 8), StepNote::new(48, 8, 12), StepNote::new(74, 12, 16)]);
+        assert_eq!(bottom_line(&notes), vec![StepNote::new(48, 0, 12), StepNote::new(74, 12, 16)]);
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub struct GenerateOptions {
     /// line) with the other voices written under it, step for step,
     /// `num_steps` long (0: the melody's length); nothing is prepended.
     pub harmonize: bool,
+    /// Harmonizing: the line kept is the primer's top line, as the soprano
+    /// (false), or its bottom line, as the bass, with the voices written
+    /// above it (true).
+    pub harmonize_bass: bool,
     /// Same seed, same inputs: same outputs. `None`: from the clock.
     pub seed: Option<u64>,
     /// The key to write in; `None`: the primer's (by key finding).
@@ -121,6 +125,7 @@ impl Default for GenerateOptions {
             part_writing: true,
             top_p: 1.0,
             harmonize: false,
+            harmonize_bass: false,
             seed: None,
             key: None,
         }

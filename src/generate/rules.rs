@@ -14,6 +14,8 @@
 //!   is thus always on top;
 //! - **at most N voices** (`max_voices`, with the grammar): a step with N
 //!   pitches may only end;
+//! - **a kept bass** (harmonizing a bass line): the line's note is written
+//!   last in each step, and nothing may go below it;
 //! - **a key** (`key` with `key_prior` < 1): a NEW_NOTE outside the key's
 //!   scale is that many times less likely (chromatic notes stay possible);
 //! - **strict four-part writing** (`part_writing`): when the last step had
@@ -75,6 +77,9 @@ pub struct RowState {
     /// This step's pitches in the order written.
     current: Vec<u8>,
     events_in_step: usize,
+    /// The pitch the step's bass will have, when a bass line is kept (it
+    /// is written last): nothing may go below it, and it takes a voice.
+    floor: Option<u8>,
 }
 
 impl RowState {
@@ -88,6 +93,7 @@ impl RowState {
             step.dedup();
             self.last_step = step;
             self.events_in_step = 0;
+            self.floor = None;
             return true;
         }
         self.events_in_step += 1;
@@ -103,6 +109,11 @@ impl RowState {
             Event::StepEnd | Event::Start | Event::End => {}
         }
         true
+    }
+
+    /// The kept bass line's pitch in this step (see the field).
+    pub fn set_floor(&mut self, floor: Option<u8>) {
+        self.floor = floor;
     }
 
     /// Events read since the last STEP_END (ignored ones too).
@@ -131,14 +142,20 @@ impl RowState {
     fn grammar(&self, rules: &Rules, bias: &mut [f32]) {
         bias.fill(f32::NEG_INFINITY);
         bias[Event::StepEnd.class()] = 0.0;
-        let voices = self.distinct_current();
+        // A kept bass, still to come, takes a voice.
+        let voices = self.distinct_current() + usize::from(self.floor.is_some());
         if rules.max_voices.is_some_and(|n| voices >= n) {
             return;
         }
-        // Descending: at most the last pitch written (equal: two voices in unison).
+        // Descending: at most the last pitch written (equal: two voices in
+        // unison); never below a kept bass.
         let ceiling = if rules.descending { self.current.last().copied().unwrap_or(127) } else { 127 };
-        bias[Event::NewNote(0).class()..=Event::NewNote(ceiling).class()].fill(0.0);
-        for &p in self.to_continue.iter().filter(|&&p| p <= ceiling) {
+        let floor = self.floor.unwrap_or(0);
+        if floor > ceiling {
+            return;
+        }
+        bias[Event::NewNote(floor).class()..=Event::NewNote(ceiling).class()].fill(0.0);
+        for &p in self.to_continue.iter().filter(|&&p| (floor..=ceiling).contains(&p)) {
             bias[Event::ContinuedNote(p).class()] = 0.0;
         }
     }

@@ -87,7 +87,8 @@ impl Session {
         let notes = primer::primer_notes(&o.primer)?;
         let key = o.key.or_else(|| Key::of_steps(&notes.notes));
         let PrimerEvents { events: primer, steps: primer_steps, qpm: primer_qpm } = if o.harmonize {
-            let melody = Primer::Steps { notes: primer::top_line(&notes.notes), steps: notes.steps };
+            let line = if o.harmonize_bass { primer::bottom_line(&notes.notes) } else { primer::top_line(&notes.notes) };
+            let melody = Primer::Steps { notes: line, steps: notes.steps };
             PrimerEvents { qpm: notes.qpm, ..primer::primer_events(&melody)? }
         } else {
             primer::primer_events(&o.primer)?
@@ -264,15 +265,29 @@ impl Session {
         }
     }
 
-    /// Puts the primer's events for the row's current step into its stream.
+    /// The primer's events for the row's current step, if any.
+    fn injected(&self, r: usize) -> Option<&[Event]> {
+        let k = self.rows[r].steps.checked_sub(self.inject_offset)?;
+        self.inject.as_ref()?.get(k).map(Vec::as_slice)
+    }
+
+    /// Puts the primer's events for the row's current step into its stream
+    /// (a kept bass line waits for the step's end: its floor is set).
     fn inject_step(&mut self, r: usize) {
-        let Some(inject) = &self.inject else { return };
-        let step = self.rows[r].steps;
-        if let Some(k) = step.checked_sub(self.inject_offset)
-            && let Some(events) = inject.get(k)
-        {
-            self.rows[r].events.extend_from_slice(events);
+        let Some(events) = self.injected(r).map(<[Event]>::to_vec) else { return };
+        if self.bass_kept() {
+            let floor = events.iter().filter_map(|e| match *e {
+                Event::NewNote(p) | Event::ContinuedNote(p) => Some(p),
+                _ => None,
+            });
+            self.rows[r].state.set_floor(floor.min());
+        } else {
+            self.rows[r].events.extend_from_slice(&events);
         }
+    }
+
+    fn bass_kept(&self) -> bool {
+        self.options.harmonize && self.options.harmonize_bass
     }
 
     /// For each row, the class its next event must have: the primer's (while
@@ -372,6 +387,19 @@ impl Session {
                     e
                 }
             };
+            // The model ends a step whose kept bass is still to come: the
+            // bass goes first, then the end.
+            let bass = (known.is_none() && event == Event::StepEnd && self.bass_kept()).then(|| self.injected(r).map(<[Event]>::to_vec)).flatten();
+            let row = &mut self.rows[r];
+            let event = match bass {
+                Some(bass) if !bass.is_empty() => {
+                    row.events.pop();
+                    row.events.extend(bass);
+                    row.events.push(Event::StepEnd);
+                    row.events[row.fed]
+                }
+                _ => event,
+            };
             row.state.accept(event);
             row.context.push(event);
             if row.fed < start_len {
@@ -381,7 +409,7 @@ impl Session {
                 return Err(GenerateError::EndlessStep { events: row.state.events_in_step(), model_step });
             }
             row.score += choice.log_prob;
-            if known.is_none() && event == Event::StepEnd {
+            if event == Event::StepEnd {
                 row.steps += 1;
                 self.inject_step(r);
             }

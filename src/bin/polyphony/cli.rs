@@ -258,7 +258,7 @@ pub struct CreateDatasetArgs {
 
 /// The boolean flags that take the original's forms: `--flag`,
 /// `--noflag`, `--flag=true|false`.
-const BOOLEAN_FLAGS: [&str; 8] = [
+const BOOLEAN_FLAGS: [&str; 9] = [
     "condition_on_primer",
     "inject_primer_during_generation",
     "primer_in_output",
@@ -267,6 +267,7 @@ const BOOLEAN_FLAGS: [&str; 8] = [
     "descending",
     "part_writing",
     "harmonize",
+    "harmonize_bass",
 ];
 
 /// Rewrites `--noflag` (and `--no-flag`) to `--flag=false` for [`BOOLEAN_FLAGS`].
@@ -373,6 +374,10 @@ pub struct GenerateArgs {
     /// `harmonize` command).
     #[arg(long, num_args = 0..=1, default_value_t = options().harmonize, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub harmonize: bool,
+    /// Harmonizing: keep the primer's bottom line as the bass and write the
+    /// voices above it (instead of its top line as the soprano).
+    #[arg(long = "harmonize_bass", alias = "harmonize-bass", num_args = 0..=1, default_value_t = options().harmonize_bass, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub harmonize_bass: bool,
     /// Same seed and inputs, same outputs (default: from the clock).
     #[arg(long)]
     pub seed: Option<u64>,

@@ -480,6 +480,7 @@ fn generate_options(args: &GenerateArgs) -> Result<GenerateOptions, String> {
         part_writing: args.part_writing,
         top_p: args.top_p,
         harmonize: args.harmonize,
+        harmonize_bass: args.harmonize_bass,
         seed: args.seed,
         key: args.key,
     };
