@@ -76,6 +76,13 @@ pub fn from_sequence(quantized: &NoteSequence) -> Vec<StepNote> {
         .collect()
 }
 
+/// Whether the notes make one line, a melody: never two at once.
+pub fn is_single_line(notes: &[StepNote]) -> bool {
+    let mut sorted: Vec<&StepNote> = notes.iter().collect();
+    sorted.sort_by_key(|n| n.start);
+    sorted.windows(2).all(|w| w[0].end <= w[1].start)
+}
+
 /// The last step any note sounds in, plus one (0 without notes).
 pub fn length(notes: &[StepNote]) -> i64 {
     notes.iter().map(|n| n.end).max().unwrap_or(0).max(0)
@@ -100,6 +107,7 @@ mod tests {
         assert_eq!(from_sequence(&requantized), notes);
         assert_eq!(to_sequence(&notes, 120.0, 100, 40).total_quantized_steps, 40);
         assert_eq!(length(&notes), 16);
+        assert!(!is_single_line(&notes) && is_single_line(&notes[1..]) && is_single_line(&[]));
     }
 
     #[test]

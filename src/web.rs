@@ -110,13 +110,34 @@ pub fn primer_from_file(file_name: &str, bytes: &[u8]) -> Result<JsValue, JsErro
     to_js(&PrimerJs::from(generate::primer_notes(&Primer::Sequence(seq)).map_err(|e| fail(&e))?))
 }
 
-/// Writes step-grid notes as a Standard MIDI File at `qpm`, exactly as the
-/// CLI writes decoded events (unisons on separate channels).
-#[wasm_bindgen(js_name = notesToMidi)]
-pub fn notes_to_midi(notes: JsValue, qpm: f64) -> Result<Vec<u8>, JsError> {
+/// Writes step-grid notes at `qpm` as the CLI writes outputs: "midi" (a
+/// named track per voice) or "musicxml" (a part per voice), `title` naming
+/// the work.
+#[wasm_bindgen(js_name = notesToFile)]
+pub fn notes_to_file(notes: JsValue, qpm: f64, format: &str, title: &str) -> Result<Vec<u8>, JsError> {
     let notes: Vec<StepNote> = from_js(notes, "notes")?;
     generate::request::check_qpm(qpm).map_err(js_error)?;
-    Ok(export::write(&step_grid::to_sequence(&notes, qpm, DECODE_VELOCITY, 0), Format::Midi, ""))
+    let format = match format {
+        "midi" => Format::Midi,
+        "musicxml" => Format::MusicXml,
+        other => return Err(JsError::new(&format!("unknown file format {other:?} (expected \"midi\" or \"musicxml\")"))),
+    };
+    Ok(export::write(&step_grid::to_sequence(&notes, qpm, DECODE_VELOCITY, 0), format, title))
+}
+
+/// Each note's voice (0 Soprano, 1 Alto, 2 Tenor, 3 Bass, 4 and up more), as
+/// every writer assigns them.
+#[wasm_bindgen(js_name = voicesOf)]
+pub fn voices_of(notes: JsValue) -> Result<Vec<u32>, JsError> {
+    let notes: Vec<StepNote> = from_js(notes, "notes")?;
+    Ok(crate::voices::assign(&notes).into_iter().map(|v| v as u32).collect())
+}
+
+/// Whether notes make a single line (a melody to harmonize).
+#[wasm_bindgen(js_name = isMelody)]
+pub fn is_melody(notes: JsValue) -> Result<bool, JsError> {
+    let notes: Vec<StepNote> = from_js(notes, "notes")?;
+    Ok(!notes.is_empty() && step_grid::is_single_line(&notes))
 }
 
 /// A loaded, checked model bundle and its networks. Loading checks
@@ -221,6 +242,8 @@ struct Progress {
 #[derive(Serialize)]
 struct OutputJs {
     notes: Vec<StepNote>,
+    /// Each note's voice ([`voices_of`]).
+    voices: Vec<usize>,
     steps: usize,
     log_likelihood: f64,
     #[serde(with = "serde_bytes_js")]
@@ -312,11 +335,15 @@ impl Generation {
         let outputs: Vec<OutputJs> = session
             .finish()
             .into_iter()
-            .map(|o| OutputJs {
-                notes: encoding::decode_steps(&o.events).0,
-                steps: encoding::num_steps(&o.events),
-                log_likelihood: o.log_likelihood,
-                midi: export::write(&o.sequence, Format::Midi, ""),
+            .map(|o| {
+                let (notes, _) = encoding::decode_steps(&o.events);
+                OutputJs {
+                    voices: crate::voices::assign(&notes),
+                    notes,
+                    steps: encoding::num_steps(&o.events),
+                    log_likelihood: o.log_likelihood,
+                    midi: export::write(&o.sequence, Format::Midi, ""),
+                }
             })
             .collect();
         to_js(&outputs)

@@ -972,3 +972,27 @@ fn harmonizing_a_bass_line_writes_the_voices_above_it() {
     }
     assert!(above > 32, "voices were written above the bass: {above}");
 }
+
+/// Regenerate from here: a harmonization's first steps kept as they are,
+/// every voice, and the rest written again under the same melody.
+#[test]
+fn a_harmonization_can_be_written_again_from_a_step_on() {
+    let bundle = random_bundle(&[16, 16], 26, 2.0);
+    let first = GenerateOptions { harmonize: true, num_steps: 0, ..options(1, 0, Primer::Melody(melody(TWINKLE)), false, false) };
+    let before = generate::generate_with_bundle(&bundle, &first).unwrap().remove(0);
+    let (notes, _) = encoding::decode_steps(&before.events);
+    let again = GenerateOptions { primer: Primer::Steps { notes: notes.clone(), steps: 32 }, keep_steps: 12, num_steps: 32, seed: Some(99), ..first };
+    let after = generate::generate_with_bundle(&bundle, &again).unwrap().remove(0);
+    let (rewritten, _) = encoding::decode_steps(&after.events);
+    assert_eq!(encoding::num_steps(&after.events), 32);
+    let upto = |ns: &[polyphony::step_grid::StepNote], k: i64| {
+        let mut v: Vec<_> = ns.iter().filter(|n| n.start < k).map(|n| (n.pitch, n.start, n.end.min(k))).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(upto(&rewritten, 12), upto(&notes, 12), "the first 12 steps are kept");
+    assert_ne!(rewritten, notes, "the rest is written again");
+    for m in generate::primer_notes(&Primer::Melody(melody(TWINKLE))).unwrap().notes.iter().filter(|m| m.start >= 12) {
+        assert!(rewritten.iter().any(|n| n.pitch == m.pitch && n.start == m.start), "the melody's {} at {} stays", m.pitch, m.start);
+    }
+}

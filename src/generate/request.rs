@@ -80,6 +80,10 @@ pub struct GenerateOptions {
     /// (false), or its bottom line, as the bass, with the voices written
     /// above it (true).
     pub harmonize_bass: bool,
+    /// Harmonizing: the primer's first this many steps are kept as they
+    /// are, every voice (the model reads them), and only the rest is written
+    /// again ("regenerate from here").
+    pub keep_steps: usize,
     /// Same seed, same inputs: same outputs. `None`: from the clock.
     pub seed: Option<u64>,
     /// The key to write in; `None`: the primer's (by key finding).
@@ -126,6 +130,7 @@ impl Default for GenerateOptions {
             top_p: 1.0,
             harmonize: false,
             harmonize_bass: false,
+            keep_steps: 0,
             seed: None,
             key: None,
         }

@@ -105,7 +105,7 @@ impl Session {
         }
         let qpm = primer_qpm.unwrap_or(o.qpm);
         let (start, target_steps, inject_offset) = if o.harmonize {
-            (vec![Event::Start], output_steps, 0)
+            (kept_prefix(&notes.notes, o.keep_steps.min(output_steps))?, output_steps, 0)
         } else if o.condition_on_primer {
             (primer.clone(), o.num_steps, primer_steps)
         } else {
@@ -477,6 +477,17 @@ impl Session {
             })
             .collect()
     }
+}
+
+/// The stream a harmonization starts from: START, then the first `steps`
+/// steps of the primer in every voice (notes cut at that step), which the
+/// model reads and the output keeps.
+fn kept_prefix(notes: &[StepNote], steps: usize) -> Result<Vec<Event>, GenerateError> {
+    if steps == 0 {
+        return Ok(vec![Event::Start]);
+    }
+    let cut: Vec<StepNote> = notes.iter().filter(|n| n.start < steps as i64).map(|n| StepNote { end: n.end.min(steps as i64), ..*n }).collect();
+    Ok(primer::primer_events(&Primer::Steps { notes: cut, steps })?.events)
 }
 
 /// Events moved by `shift` semitones; notes that would leave 0..=127 are

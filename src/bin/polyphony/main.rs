@@ -481,6 +481,7 @@ fn generate_options(args: &GenerateArgs) -> Result<GenerateOptions, String> {
         top_p: args.top_p,
         harmonize: args.harmonize,
         harmonize_bass: args.harmonize_bass,
+        keep_steps: 0,
         seed: args.seed,
         key: args.key,
     };
