@@ -15,6 +15,8 @@ pub enum Format {
     MidiSingleTrack,
     /// MusicXML (`.musicxml`): one part per voice.
     MusicXml,
+    /// MusicXML in closed score: two staves, two voices each.
+    ClosedScore,
     /// Compressed MusicXML (`.mxl`).
     Mxl,
 }
@@ -24,22 +26,31 @@ impl Format {
     pub fn extension(self) -> &'static str {
         match self {
             Format::Midi | Format::MidiSingleTrack => "mid",
-            Format::MusicXml => "musicxml",
+            Format::MusicXml | Format::ClosedScore => "musicxml",
             Format::Mxl => "mxl",
         }
     }
 
-    /// The formats a `--output_format` value names: `midi`, `midi-single`,
-    /// `musicxml`, `mxl`, or `both` (MIDI and MusicXML).
-    pub fn parse_list(name: &str) -> Result<Vec<Format>, String> {
+    /// The format a name says: `midi`, `midi-single`, `musicxml`,
+    /// `closed-score` or `mxl`.
+    pub fn parse(name: &str) -> Result<Format, String> {
         Ok(match name {
-            "midi" => vec![Format::Midi],
-            "midi-single" => vec![Format::MidiSingleTrack],
-            "musicxml" => vec![Format::MusicXml],
-            "mxl" => vec![Format::Mxl],
-            "both" => vec![Format::Midi, Format::MusicXml],
-            other => return Err(format!("unknown output format {other:?} (expected midi, midi-single, musicxml, mxl or both)")),
+            "midi" => Format::Midi,
+            "midi-single" => Format::MidiSingleTrack,
+            "musicxml" => Format::MusicXml,
+            "closed-score" => Format::ClosedScore,
+            "mxl" => Format::Mxl,
+            other => return Err(format!("unknown output format {other:?} (expected midi, midi-single, musicxml, closed-score, mxl or both)")),
         })
+    }
+
+    /// The formats a `--output_format` value names: one of [`Format::parse`]'s,
+    /// or `both` (MIDI and MusicXML).
+    pub fn parse_list(name: &str) -> Result<Vec<Format>, String> {
+        match name {
+            "both" => Ok(vec![Format::Midi, Format::MusicXml]),
+            one => Ok(vec![Format::parse(one)?]),
+        }
     }
 }
 
@@ -50,6 +61,7 @@ pub fn write(piece: &NoteSequence, format: Format, title: &str) -> Vec<u8> {
         Format::Midi => crate::midi::write_playable(&crate::voices::voiced(piece)),
         Format::MidiSingleTrack => crate::midi::write_playable(piece),
         Format::MusicXml => crate::musicxml::write_musicxml(&crate::voices::voiced(piece), title).into_bytes(),
+        Format::ClosedScore => crate::musicxml::write_score(&crate::voices::voiced(piece), title, crate::musicxml::Layout::ClosedScore).into_bytes(),
         Format::Mxl => crate::musicxml::write_mxl(&crate::voices::voiced(piece), title),
     }
 }

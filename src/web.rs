@@ -110,18 +110,15 @@ pub fn primer_from_file(file_name: &str, bytes: &[u8]) -> Result<JsValue, JsErro
     to_js(&PrimerJs::from(generate::primer_notes(&Primer::Sequence(seq)).map_err(|e| fail(&e))?))
 }
 
-/// Writes step-grid notes at `qpm` as the CLI writes outputs: "midi" (a
-/// named track per voice) or "musicxml" (a part per voice), `title` naming
-/// the work.
+/// Writes step-grid notes at `qpm` as the CLI writes outputs, in `format`:
+/// "midi" (a named track per voice), "musicxml" (a part per voice),
+/// "closed-score" (two staves, for reading), "mxl", "midi-single"; `title`
+/// names the work.
 #[wasm_bindgen(js_name = notesToFile)]
 pub fn notes_to_file(notes: JsValue, qpm: f64, format: &str, title: &str) -> Result<Vec<u8>, JsError> {
     let notes: Vec<StepNote> = from_js(notes, "notes")?;
     generate::request::check_qpm(qpm).map_err(js_error)?;
-    let format = match format {
-        "midi" => Format::Midi,
-        "musicxml" => Format::MusicXml,
-        other => return Err(JsError::new(&format!("unknown file format {other:?} (expected \"midi\" or \"musicxml\")"))),
-    };
+    let format = Format::parse(format).map_err(|e| JsError::new(&e))?;
     Ok(export::write(&step_grid::to_sequence(&notes, qpm, DECODE_VELOCITY, 0), format, title))
 }
 

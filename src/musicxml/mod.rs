@@ -22,7 +22,7 @@
 
 pub mod write;
 
-pub use write::{write_musicxml, write_mxl};
+pub use write::{Layout, write_musicxml, write_mxl, write_score};
 
 use std::io::Read;
 

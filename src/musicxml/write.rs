@@ -44,8 +44,33 @@ struct Event {
     end: i64,
 }
 
-/// The score's text. `title` names the work.
+/// How the voices are laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// One part per voice (what a choir reads, and what MIDI tracks map to).
+    Parts,
+    /// Closed score: one part on two staves, soprano and alto on the upper
+    /// (stems up and down), tenor and bass on the lower (a hymnal's layout).
+    ClosedScore,
+}
+
+/// The score's text in parts. `title` names the work.
 pub fn write_musicxml(piece: &NoteSequence, title: &str) -> String {
+    write_score(piece, title, Layout::Parts)
+}
+
+/// What a score's measures are made of.
+struct Grid {
+    key: Option<Key>,
+    beats: i32,
+    beat_type: i32,
+    /// Steps per measure.
+    measure: i64,
+    measures: i64,
+}
+
+/// The score's text in `layout`. `title` names the work.
+pub fn write_score(piece: &NoteSequence, title: &str, layout: Layout) -> String {
     let key = Key::find(piece.notes.iter().map(|n| (n.pitch, (n.quantized_end_step - n.quantized_start_step) as f64)));
     let (beats, beat_type) = piece
         .time_signatures
@@ -54,11 +79,11 @@ pub fn write_musicxml(piece: &NoteSequence, title: &str) -> String {
         .filter(|&(n, d)| n > 0 && d > 0 && (n * 4 * STEPS_PER_QUARTER as i32) % d == 0)
         .unwrap_or((4, 4));
     let measure = i64::from(beats * 4 * STEPS_PER_QUARTER as i32 / beat_type);
-    let parts = piece.notes.iter().map(|n| n.instrument as usize + 1).max().unwrap_or(0).max(piece.part_names.len()).max(1);
+    let voices = piece.notes.iter().map(|n| n.instrument as usize + 1).max().unwrap_or(0).max(piece.part_names.len()).max(1);
     let end = piece.notes.iter().map(|n| n.quantized_end_step).max().unwrap_or(0).max(piece.total_quantized_steps).max(1);
-    let measures = (end + measure - 1) / measure;
+    let grid = Grid { key, beats, beat_type, measure, measures: (end + measure - 1) / measure };
     let name = |p: usize| piece.part_names.get(p).cloned().unwrap_or_else(|| crate::voices::name(p));
-    let qpm = piece.initial_qpm();
+    let lines: Vec<Vec<Event>> = (0..voices).map(|v| part_line(piece, v as u32, grid.measures * measure)).collect();
 
     let mut xml = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n\
@@ -67,37 +92,44 @@ pub fn write_musicxml(piece: &NoteSequence, title: &str) -> String {
     );
     let _ = writeln!(xml, "  <work><work-title>{}</work-title></work>", escape(title));
     let _ = writeln!(xml, "  <identification><encoding><software>polyphony {}</software></encoding></identification>", crate::VERSION);
+    let parts: Vec<String> = match layout {
+        Layout::Parts => (0..voices).map(name).collect(),
+        Layout::ClosedScore => vec!["Choir".to_string()],
+    };
     xml.push_str("  <part-list>\n");
-    for p in 0..parts {
+    for (p, part) in parts.iter().enumerate() {
         let id = p + 1;
         let _ = writeln!(
             xml,
             "    <score-part id=\"P{id}\"><part-name>{n}</part-name><score-instrument id=\"P{id}-I1\"><instrument-name>{n}</instrument-name></score-instrument>\
              <midi-instrument id=\"P{id}-I1\"><midi-channel>{id}</midi-channel><midi-program>53</midi-program></midi-instrument></score-part>",
-            n = escape(&name(p))
+            n = escape(part)
         );
     }
     xml.push_str("  </part-list>\n");
-    for p in 0..parts {
-        let line = part_line(piece, p as u32, measures * measure);
+    for p in 0..parts.len() {
         let _ = writeln!(xml, "  <part id=\"P{}\">", p + 1);
-        for m in 0..measures {
+        for m in 0..grid.measures {
             let _ = writeln!(xml, "    <measure number=\"{}\">", m + 1);
             if m == 0 {
-                attributes(&mut xml, key, beats, beat_type, p);
+                attributes(&mut xml, &grid, layout, p);
+                let qpm = trim(piece.initial_qpm());
                 let _ = writeln!(
                     xml,
-                    "      <direction placement=\"above\"><direction-type><metronome><beat-unit>quarter</beat-unit><per-minute>{}</per-minute></metronome></direction-type><sound tempo=\"{}\"/></direction>",
-                    trim(qpm),
-                    trim(qpm)
+                    "      <direction placement=\"above\"><direction-type><metronome><beat-unit>quarter</beat-unit><per-minute>{qpm}</per-minute></metronome></direction-type><sound tempo=\"{qpm}\"/></direction>"
                 );
             }
-            let (from, to) = (m * measure, (m + 1) * measure);
-            for e in line.iter().filter(|e| e.start < to && e.end > from) {
-                let (start, stop) = (e.start.max(from), e.end.min(to));
-                let tied_in = e.start < from;
-                let tied_out = e.end > to;
-                write_event(&mut xml, key, e.pitch, stop - start, measure, tied_in, tied_out);
+            match layout {
+                Layout::Parts => write_measure(&mut xml, &grid, &lines[p], m, &Voice { number: 1, staff: None, stem: None }),
+                Layout::ClosedScore => {
+                    for (v, line) in lines.iter().enumerate() {
+                        if v > 0 {
+                            let _ = writeln!(xml, "      <backup><duration>{measure}</duration></backup>");
+                        }
+                        let voice = Voice { number: v + 1, staff: Some(if v < 2 { 1 } else { 2 }), stem: Some(if v % 2 == 0 { "up" } else { "down" }) };
+                        write_measure(&mut xml, &grid, line, m, &voice);
+                    }
+                }
             }
             xml.push_str("    </measure>\n");
         }
@@ -105,6 +137,22 @@ pub fn write_musicxml(piece: &NoteSequence, title: &str) -> String {
     }
     xml.push_str("</score-partwise>\n");
     xml
+}
+
+/// Where a line's notes go: its voice number, staff and stem direction.
+struct Voice {
+    number: usize,
+    staff: Option<usize>,
+    stem: Option<&'static str>,
+}
+
+/// Measure `m` of a line: its notes and rests, tied over the barlines.
+fn write_measure(xml: &mut String, grid: &Grid, line: &[Event], m: i64, voice: &Voice) {
+    let (from, to) = (m * grid.measure, (m + 1) * grid.measure);
+    for e in line.iter().filter(|e| e.start < to && e.end > from) {
+        let (start, stop) = (e.start.max(from), e.end.min(to));
+        write_event(xml, grid, e.pitch, stop - start, (e.start < from, e.end > to), voice);
+    }
 }
 
 /// The score as a compressed MusicXML (`.mxl`) archive.
@@ -155,25 +203,31 @@ fn part_line(piece: &NoteSequence, part: u32, length: i64) -> Vec<Event> {
     line
 }
 
-fn attributes(xml: &mut String, key: Option<Key>, beats: i32, beat_type: i32, part: usize) {
-    let (fifths, mode) = key.map_or((0, "major"), |k| (k.fifths(), if k.mode == Mode::Major { "major" } else { "minor" }));
+fn attributes(xml: &mut String, grid: &Grid, layout: Layout, part: usize) {
+    let (fifths, mode) = grid.key.map_or((0, "major"), |k| (k.fifths(), if k.mode == Mode::Major { "major" } else { "minor" }));
     // Soprano and alto in treble, tenor in treble an octave down, bass and below in bass.
-    let clef = match part {
-        0 | 1 => "<sign>G</sign><line>2</line>",
-        2 => "<sign>G</sign><line>2</line><clef-octave-change>-1</clef-octave-change>",
-        _ => "<sign>F</sign><line>4</line>",
+    let treble = "<sign>G</sign><line>2</line>";
+    let bass = "<sign>F</sign><line>4</line>";
+    let clefs = match (layout, part) {
+        (Layout::ClosedScore, _) => format!("<staves>2</staves><clef number=\"1\">{treble}</clef><clef number=\"2\">{bass}</clef>"),
+        (Layout::Parts, 0 | 1) => format!("<clef>{treble}</clef>"),
+        (Layout::Parts, 2) => format!("<clef>{treble}<clef-octave-change>-1</clef-octave-change></clef>"),
+        (Layout::Parts, _) => format!("<clef>{bass}</clef>"),
     };
     let _ = writeln!(
         xml,
-        "      <attributes><divisions>{STEPS_PER_QUARTER}</divisions><key><fifths>{fifths}</fifths><mode>{mode}</mode></key><time><beats>{beats}</beats><beat-type>{beat_type}</beat-type></time><clef>{clef}</clef></attributes>"
+        "      <attributes><divisions>{STEPS_PER_QUARTER}</divisions><key><fifths>{fifths}</fifths><mode>{mode}</mode></key><time><beats>{}</beats><beat-type>{}</beat-type></time>{clefs}</attributes>",
+        grid.beats, grid.beat_type
     );
 }
 
 /// A note (or rest) of `length` steps inside one measure, as tied note
-/// values; `tied_in` / `tied_out` tie it to the measure before / after.
-fn write_event(xml: &mut String, key: Option<Key>, pitch: Option<i32>, length: i64, measure: i64, tied_in: bool, tied_out: bool) {
-    if pitch.is_none() && length == measure {
-        let _ = writeln!(xml, "      <note><rest measure=\"yes\"/><duration>{length}</duration><voice>1</voice></note>");
+/// values; `tied` says whether it is tied to the measure before and after.
+fn write_event(xml: &mut String, grid: &Grid, pitch: Option<i32>, length: i64, tied: (bool, bool), voice: &Voice) {
+    let (tied_in, tied_out) = tied;
+    let staff = voice.staff.map_or(String::new(), |s| format!("<staff>{s}</staff>"));
+    if pitch.is_none() && length == grid.measure {
+        let _ = writeln!(xml, "      <note><rest measure=\"yes\"/><duration>{length}</duration><voice>{}</voice>{staff}</note>", voice.number);
         return;
     }
     let pieces = values(length);
@@ -183,7 +237,7 @@ fn write_event(xml: &mut String, key: Option<Key>, pitch: Option<i32>, length: i
         let mut note = String::from("      <note>");
         match pitch {
             Some(p) => {
-                let (step, alter) = spelling(key, p);
+                let (step, alter) = spelling(grid.key, p);
                 let alter = if alter == 0 { String::new() } else { format!("<alter>{alter}</alter>") };
                 let _ = write!(note, "<pitch><step>{step}</step>{alter}<octave>{}</octave></pitch>", p.div_euclid(12) - 1);
             }
@@ -196,8 +250,12 @@ fn write_event(xml: &mut String, key: Option<Key>, pitch: Option<i32>, length: i
         if start_tie {
             note.push_str("<tie type=\"start\"/>");
         }
-        let _ = write!(note, "<voice>1</voice><type>{kind}</type>");
+        let _ = write!(note, "<voice>{}</voice><type>{kind}</type>", voice.number);
         note.push_str(&"<dot/>".repeat(dots));
+        if let (Some(stem), Some(_)) = (voice.stem, pitch) {
+            let _ = write!(note, "<stem>{stem}</stem>");
+        }
+        note.push_str(&staff);
         if stop_tie || start_tie {
             note.push_str("<notations>");
             if stop_tie {
@@ -265,14 +323,18 @@ mod tests {
         assert!(xml.contains("<part-name>Soprano</part-name>") && xml.contains("<part-name>Bass</part-name>"));
         assert!(xml.contains("<tied type=\"start\"/>") && xml.contains("&amp; &lt;chorale&gt;"));
         let read = |name: &str, bytes: &[u8]| crate::music_file::read_music_bytes_as(name, bytes, Reading::Full).unwrap();
-        for back in [read("x.musicxml", xml.as_bytes()), read("x.mxl", &write_mxl(&seq, "t"))] {
+        let closed = write_score(&seq, "t", Layout::ClosedScore);
+        assert!(closed.contains("<staves>2</staves>") && closed.contains("<backup>"));
+        for (back, layout) in [(read("x.musicxml", xml.as_bytes()), "parts"), (read("x.mxl", &write_mxl(&seq, "t")), "mxl"), (read("x.musicxml", closed.as_bytes()), "closed")] {
             assert_eq!(back.initial_qpm(), 90.0);
             let quantized = crate::pipeline::quantize(&back, STEPS_PER_QUARTER).unwrap();
-            let mut have: Vec<(u32, StepNote)> = quantized.notes.iter().map(|n| (n.part, StepNote::new(n.pitch, n.quantized_start_step, n.quantized_end_step))).collect();
+            // In closed score the voice is the note's MusicXML voice, else its part.
+            let voice = |n: &crate::Note| if layout == "closed" { n.voice - 1 } else { n.part };
+            let mut have: Vec<(u32, StepNote)> = quantized.notes.iter().map(|n| (voice(n), StepNote::new(n.pitch, n.quantized_start_step, n.quantized_end_step))).collect();
             let mut want: Vec<(u32, StepNote)> = seq.notes.iter().map(|n| (n.instrument, StepNote::new(n.pitch, n.quantized_start_step, n.quantized_end_step))).collect();
             have.sort_by_key(|(p, n)| (*p, n.start));
             want.sort_by_key(|(p, n)| (*p, n.start));
-            assert_eq!(have, want);
+            assert_eq!(have, want, "{layout}");
         }
     }
 
