@@ -137,6 +137,17 @@ ensure_browser_test_deps() {
   fi
 }
 
+# The page's one npm library (OpenSheetMusicDisplay, the score view), served
+# from www/node_modules. --ignore-scripts: only its prebuilt browser file is used.
+ensure_page_deps() {
+  local dir=www
+  if [ ! -f "$dir/node_modules/opensheetmusicdisplay/package.json" ] ||
+     [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    say "Installing the page's npm packages in $dir (npm ci: opensheetmusicdisplay, for the score view)"
+    (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts) || die "npm ci in $dir failed"
+  fi
+}
+
 # Everything a subcommand needs, installed up front (one apt-get run).
 prepare() { # <wasm> [browser] [node]
   local what
@@ -158,7 +169,9 @@ prepare() { # <wasm> [browser] [node]
       browser)
         [ -x "$CHROMIUM" ] || die "$CHROMIUM is still missing"
         ensure_browser_test_deps
+        ensure_page_deps
         ;;
+      node) ensure_page_deps ;;
     esac
   done
 }

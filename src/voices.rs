@@ -3,11 +3,14 @@
 //! as such), once, here, for every writer and for the page.
 //!
 //! Notes are taken in the order they start. A held note keeps its voice. At
-//! each onset the new notes, highest first, go to the free voices, highest
-//! first, in the one order-keeping way that moves the voices least (the sum
-//! of each voice's leap from its last pitch); a voice that has not sung yet
-//! starts from the middle of its range. Where more notes start than voices
-//! are free, a new voice is added below the others.
+//! each onset, where the music has more than one note, a new note above
+//! everything sounding is the soprano's and one below everything the bass's
+//! (when those voices are free): the outer voices are the outer notes. The
+//! other new notes, highest first, go to the free voices, highest first, in
+//! the one order-keeping way that moves the voices least (the sum of each
+//! voice's leap from its last pitch); a voice that has not sung yet starts
+//! from the middle of its range. Where more notes start than voices are
+//! free, a new voice is added (the bass stays the lowest note).
 
 use crate::note_sequence::NoteSequence;
 use crate::step_grid::StepNote;
@@ -37,15 +40,39 @@ pub fn assign(notes: &[StepNote]) -> Vec<usize> {
         k += starting.len();
         let mut free: Vec<usize> = (0..last.len()).filter(|&v| busy_until[v] <= onset).collect();
         while free.len() < starting.len() {
-            // More notes than free voices: a new voice below the others.
+            // More notes than free voices: a new voice.
             last.push(notes[*starting.last().expect("a note")].pitch);
             busy_until.push(i64::MIN);
             free.push(last.len() - 1);
         }
-        let pitches: Vec<i32> = starting.iter().map(|&i| notes[i].pitch).collect();
+        let held: Vec<i32> = (0..last.len()).filter(|&v| busy_until[v] > onset).map(|v| last[v]).collect();
+        // (note, voice) chosen at this onset.
+        let mut placed: Vec<(usize, usize)> = Vec::with_capacity(starting.len());
+        let mut place = |note: usize, v: usize, free: &mut Vec<usize>| {
+            placed.push((note, v));
+            free.retain(|&f| f != v);
+        };
+        let mut rest: &[usize] = &starting;
+        if starting.len() + held.len() > 1 {
+            // The outer notes to the outer voices.
+            let (top, bottom) = (notes[starting[0]].pitch, notes[*starting.last().expect("a note")].pitch);
+            if free.contains(&0) && held.iter().all(|&h| h < top) {
+                place(starting[0], 0, &mut free);
+                rest = &rest[1..];
+            }
+            let bass = NAMES.len() - 1;
+            if !rest.is_empty() && free.contains(&bass) && held.iter().all(|&h| h > bottom) && (rest.len() > 1 || starting.len() > 1 || !held.is_empty()) {
+                place(*rest.last().expect("a note"), bass, &mut free);
+                rest = &rest[..rest.len() - 1];
+            }
+        }
+        let pitches: Vec<i32> = rest.iter().map(|&i| notes[i].pitch).collect();
         let chosen = least_motion(&pitches, &free.iter().map(|&v| last[v]).collect::<Vec<_>>());
-        for (&note, &slot) in starting.iter().zip(&chosen) {
-            let v = free[slot];
+        let slots: Vec<usize> = chosen.iter().map(|&slot| free[slot]).collect();
+        for (&note, v) in rest.iter().zip(slots) {
+            place(note, v, &mut free);
+        }
+        for (note, v) in placed {
             voice_of[note] = v;
             busy_until[v] = notes[note].end;
             last[v] = notes[note].pitch;
@@ -121,8 +148,10 @@ mod tests {
         assert_eq!(assign(&notes)[4..], [0, 3]);
         // A tenor line alone is the tenor.
         assert_eq!(assign(&[n(55, 0, 4), n(57, 4, 8)]), [2, 2]);
-        // Five at once: a fifth voice below.
-        assert_eq!(assign(&[n(76, 0, 4), n(72, 0, 4), n(67, 0, 4), n(60, 0, 4), n(48, 0, 4)]), [0, 1, 2, 3, 4]);
+        // A low melody on top of a chord is still the soprano.
+        assert_eq!(assign(&[n(60, 0, 4), n(55, 0, 4), n(48, 0, 4)]), [0, 2, 3]);
+        // Five at once: a fifth voice, the bass still the lowest.
+        assert_eq!(assign(&[n(76, 0, 4), n(72, 0, 4), n(67, 0, 4), n(60, 0, 4), n(48, 0, 4)]), [0, 1, 2, 4, 3]);
         assert_eq!(name(4), "Voice 5");
     }
 

@@ -1,10 +1,11 @@
 // Polyphony page: wiring. Loads the wasm package (../pkg/, built by
-// `./build.sh wasm`) and the bundled model, then connects the primer editor,
+// `./build.sh wasm`) and the bundled model, then connects the melody editor,
 // the options, generation, the results and playback. Each part lives in its
 // own module: roll.js (piano roll), primer.js (the primer and typing),
-// player.js (WebAudio synth / WebMIDI out), midi-io.js (WebMIDI ports),
-// generator.js (driving the wasm generator a slice at a time),
-// backend.js (CPU or WebGPU, timed), card.js (model card), store.js
+// results.js (result cards: voices, playback, downloads, score, rewriting),
+// score.js (notation), player.js (WebAudio synth / WebMIDI out), midi-io.js
+// (WebMIDI ports), generator.js (driving the wasm generator a slice at a
+// time), backend.js (CPU or WebGPU, timed), card.js (model card), store.js
 // (localStorage).
 //
 // For tests and tooling: `window.polyphonyReady` becomes true once the model
@@ -18,6 +19,7 @@
 import { PianoRoll, pitchName } from './roll.js';
 import { Primer, PRESETS, PIANO_KEYS } from './primer.js';
 import { Player } from './player.js';
+import { Results, element } from './results.js';
 import { requestMidi, bindOutputs, bindInputs } from './midi-io.js';
 import { renderCard, modelName } from './card.js';
 import { loadState, saveState } from './store.js';
@@ -27,6 +29,8 @@ import { runBench, firstNoteMs, benchTable } from './bench.js';
 
 const BUNDLE_URL = new URL('../assets/bach-chorales.bundle', import.meta.url);
 const WASM_URL = new URL('../pkg/polyphony_bg.wasm', import.meta.url);
+const STEPS_PER_BAR = 16;
+const KEY_NAMES = ['C', 'C#', 'D', 'Eb', 'E', 'F', 'F#', 'G', 'Ab', 'A', 'Bb', 'B'];
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -42,6 +46,7 @@ const els = {
   midiIn: $('midi-in'),
   noteLength: $('note-length'),
   options: $('options'),
+  harmonize: $('harmonize'),
   generate: $('generate'),
   cancel: $('cancel'),
   genProgress: $('gen-progress'),
@@ -55,12 +60,12 @@ const els = {
   tempoValue: $('tempo-value'),
   stopAll: $('stop-all'),
   overlay: $('drop-overlay'),
+  adventureValue: $('adventure-value'),
 };
 
 let wasm = null; // the wasm module's exports
 let model = null; // { model: wasm Model, name, card }
 let generation = null; // { cancelled } while generating
-let results = []; // [{ notes, steps, midi, qpm, seed, roll, playButton }]
 const player = new Player();
 const saved = loadState();
 const backends = new Backends(saved.backend);
@@ -102,14 +107,22 @@ function primerChanged() {
   roll.setCursor(primer.cursor);
   els.octave.textContent = `Octave ${pitchName(primer.keyPitch(0))}–${pitchName(primer.keyPitch(12))}`;
   els.noteLength.value = String(primer.noteLength);
+  showDefaultAction();
   persist();
+}
+
+/** A melody is harmonized by default, anything else continued. */
+function showDefaultAction() {
+  const melody = wasm ? wasm.isMelody(primer.notes) : true;
+  els.harmonize.classList.toggle('primary', melody);
+  els.generate.classList.toggle('primary', !melody);
 }
 
 function onKeyDown(event) {
   const target = event.target;
   if (event.key === 'Escape') {
     // Silence and stop, from anywhere on the page.
-    stopAll();
+    player.stop();
     cancelGeneration();
     return;
   }
@@ -147,18 +160,27 @@ function wirePrimer() {
 // --- options --------------------------------------------------------------------
 
 const INTEGER_FIELDS = ['num_outputs', 'num_steps', 'beam_size', 'branch_factor', 'steps_per_iteration'];
-const CHECK_FIELDS = ['condition_on_primer', 'inject_primer_during_generation', 'primer_in_output', 'mask_ignored_events'];
+const NUMBER_FIELDS = ['temperature', 'qpm', 'key_prior', 'top_p'];
+const CHECK_FIELDS = ['condition_on_primer', 'inject_primer_during_generation', 'primer_in_output', 'mask_ignored_events', 'descending', 'part_writing'];
+/** Fields of the musical controls, kept with the options across reloads. */
+const MUSICAL_FIELDS = ['bars', 'extra_bars', 'adventure'];
 
 /** The form as the generator's options (GenerateOptions field names). */
 function readOptions() {
   const f = els.options.elements;
   const options = {};
   for (const name of INTEGER_FIELDS) options[name] = Math.max(1, Math.round(Number(f[name].value) || 1));
+  for (const name of NUMBER_FIELDS) options[name] = Number(f[name].value);
   for (const name of CHECK_FIELDS) options[name] = f[name].checked;
-  options.temperature = Number(f.temperature.value);
-  options.qpm = Number(f.qpm.value);
+  options.max_voices = f.max_voices.value === '' ? null : Math.max(1, Math.round(Number(f.max_voices.value)));
   options.seed = Math.max(0, Math.round(Number(f.seed.value) || 0));
+  options.key = f.key.value || null;
   return options;
+}
+
+function readMusical() {
+  const f = els.options.elements;
+  return Object.fromEntries(MUSICAL_FIELDS.map((name) => [name, Number(f[name].value)]));
 }
 
 function writeOptions(options) {
@@ -167,8 +189,18 @@ function writeOptions(options) {
     const field = f[name];
     if (!field) continue;
     if (field.type === 'checkbox') field.checked = Boolean(value);
+    else if (name === 'key' || name === 'max_voices') field.value = value ?? '';
     else if (Number.isFinite(value)) field.value = String(value);
   }
+  showAdventure();
+}
+
+/** Adventurousness 0–100 is a temperature of 0.5–1.5 (the advanced field holds it). */
+const temperatureOf = (adventure) => 0.5 + adventure / 100;
+const adventureOf = (temperature) => Math.round(Math.min(100, Math.max(0, (temperature - 0.5) * 100)));
+
+function showAdventure() {
+  els.adventureValue.textContent = Number(els.options.elements.temperature.value).toFixed(2);
 }
 
 function randomSeed() {
@@ -176,18 +208,37 @@ function randomSeed() {
 }
 
 function wireOptions() {
+  const f = els.options.elements;
+  for (const mode of ['major', 'minor']) {
+    for (const name of KEY_NAMES) f.key.append(element('option', { value: `${name} ${mode}`, textContent: `${name.replace('#', '♯').replace('b', '♭')} ${mode}` }));
+  }
   writeOptions(saved.options ?? { seed: randomSeed() });
+  // The musical controls and the original's options hold the same values.
+  f.bars.addEventListener('input', () => {
+    f.num_steps.value = String(Math.max(1, Math.round(Number(f.bars.value) || 1)) * STEPS_PER_BAR);
+  });
+  f.num_steps.addEventListener('input', () => {
+    f.bars.value = String(Math.max(1, Math.ceil(Number(f.num_steps.value) / STEPS_PER_BAR)));
+  });
+  f.adventure.addEventListener('input', () => {
+    f.temperature.value = temperatureOf(Number(f.adventure.value)).toFixed(2);
+    showAdventure();
+  });
+  f.temperature.addEventListener('input', () => {
+    f.adventure.value = String(adventureOf(Number(f.temperature.value)));
+    showAdventure();
+  });
   els.options.addEventListener('input', persist);
   els.options.addEventListener('submit', (e) => e.preventDefault());
   $('reseed').addEventListener('click', () => {
-    els.options.elements.seed.value = String(randomSeed());
+    f.seed.value = String(randomSeed());
     persist();
   });
-  els.options.elements.qpm.addEventListener('change', () => setTempo(readOptions().qpm));
+  f.qpm.addEventListener('change', () => setTempo(readOptions().qpm));
 }
 
 function persist() {
-  saveState({ primer: primer.toJSON(), options: readOptions(), backend: backends.choice });
+  saveState({ primer: primer.toJSON(), options: { ...readOptions(), ...readMusical() }, backend: backends.choice });
 }
 
 // --- loading a model ---------------------------------------------------------------
@@ -234,7 +285,7 @@ function useModel(bytes, fileName) {
   model = { model: next, name: modelName(fileName), card };
   renderCard(card, fileName, { title: els.cardTitle, facts: els.cardFacts });
   els.card.hidden = false;
-  els.generate.disabled = false;
+  setGenerating(false);
   showStatus(`Model “${model.name}” ready — polyphony v${wasm.version()}`, 'ready');
 }
 
@@ -323,27 +374,24 @@ function wireFiles() {
 
 // --- generating -----------------------------------------------------------------
 
-async function generate() {
-  if (!model || generation) return;
-  showError(els.genError, '');
-  const options = readOptions();
-  const primerSteps = primer.notes.reduce((m, n) => Math.max(m, n.end), 0);
+/**
+ * Runs one request ({options, primer, primerSteps}) on the current backend,
+ * falling back to the CPU when WebGPU fails; `draw(i, notes)` shows output
+ * i's notes as they come. Resolves to {outputs, seconds, backend, fellBack}
+ * (outputs null when cancelled); a refused request throws.
+ */
+async function run(request, draw) {
   const state = { cancelled: false };
   generation = state;
-  stopAll();
-  clearResults();
-  delete els.genStatus.dataset.seconds;
   setGenerating(true);
-  let cards = [];
   const started = performance.now();
-  const run = (backend) =>
-    generateOutputs(model.model, backend, options, primer.notes, primerSteps, {
+  const attempt = (backend) =>
+    generateOutputs(model.model, backend, request.options, request.primer, request.primerSteps, {
       isCancelled: () => state.cancelled,
       onProgress: ({ fraction, partial }) => {
-        if (cards.length === 0) for (let i = 0; i < options.num_outputs; i++) cards.push(addResultCard(i, options));
         els.genProgress.value = fraction;
-        els.genStatus.textContent = `Generating on ${LABELS[backend]}… ${Math.round(fraction * 100)}%`;
-        if (partial) cards.forEach((card, i) => card.roll.setNotes(partial(i), options.num_steps));
+        els.genStatus.textContent = `Writing on ${LABELS[backend]}… ${Math.round(fraction * 100)}%`;
+        if (partial) for (let i = 0; i < request.options.num_outputs; i++) draw(i, partial(i));
       },
     });
   try {
@@ -351,34 +399,104 @@ async function generate() {
     let fellBack = '';
     let outputs;
     try {
-      outputs = await run(backend);
+      outputs = await attempt(backend);
     } catch (err) {
       if (!(err instanceof BackendError && err.backend === 'webgpu')) throw err;
       // The device is gone or broken: say so and finish on the CPU.
       backends.lose(`WebGPU failed during generation: ${err.message}`);
       showBackends();
-      clearResults();
-      cards = [];
       backend = 'cpu';
       fellBack = ' (WebGPU failed, so the CPU took over)';
-      outputs = await run(backend);
+      outputs = await attempt(backend);
     }
-    if (!outputs) {
-      els.genStatus.textContent = 'Cancelled.';
-      clearResults();
-      return;
-    }
-    const seconds = (performance.now() - started) / 1000;
-    outputs.forEach((output, i) => fillResult(cards[i], output, options));
-    els.genStatus.textContent = `${outputs.length} output${outputs.length === 1 ? '' : 's'} in ${seconds.toFixed(2)} s on ${LABELS[backend]}${fellBack}`;
-    els.genStatus.dataset.seconds = seconds.toFixed(3);
-  } catch (err) {
-    clearResults();
-    showError(els.genError, `Cannot generate: ${errorMessage(err)}`);
-    els.genStatus.textContent = '';
+    return { outputs, seconds: (performance.now() - started) / 1000, backend, fellBack };
   } finally {
     if (generation === state) generation = null;
     setGenerating(false);
+  }
+}
+
+/** The request of the Harmonize button (`harmonize`) or of Continue. */
+function request(harmonize) {
+  const options = { ...readOptions(), harmonize };
+  if (harmonize) {
+    // The melody's length, and as many more bars as asked.
+    const extra = Math.max(0, Math.round(readMusical().extra_bars || 0)) * STEPS_PER_BAR;
+    const melody = primer.notes.reduce((m, n) => Math.max(m, n.end), 0);
+    options.num_steps = extra > 0 ? melody + extra : 0;
+  }
+  return { options, primer: primer.notes, primerSteps: primer.notes.reduce((m, n) => Math.max(m, n.end), 0) };
+}
+
+async function generate(harmonize) {
+  if (!model || generation) return;
+  showError(els.genError, '');
+  delete els.genStatus.dataset.seconds;
+  const req = request(harmonize);
+  results.clear();
+  let cards = [];
+  const steps = req.options.num_steps || req.primerSteps;
+  const draw = (i, notes) => {
+    if (cards.length === 0) cards = results.start(req.options.num_outputs, steps, req.options.qpm, req.options.seed);
+    results.draw(cards[i], notes);
+  };
+  try {
+    const { outputs, seconds, backend, fellBack } = await run(req, draw);
+    if (!outputs) {
+      els.genStatus.textContent = 'Cancelled.';
+      results.clear();
+      return;
+    }
+    if (cards.length === 0) cards = results.start(outputs.length, outputs[0]?.steps ?? steps, req.options.qpm, req.options.seed);
+    outputs.forEach((output, i) => results.fill(cards[i], output, req));
+    const what = harmonize ? 'harmonization' : 'output';
+    els.genStatus.textContent = `${outputs.length} ${what}${outputs.length === 1 ? '' : 's'} in ${seconds.toFixed(2)} s on ${LABELS[backend]}${fellBack}`;
+    els.genStatus.dataset.seconds = seconds.toFixed(3);
+  } catch (err) {
+    results.clear();
+    showError(els.genError, `Cannot generate: ${errorMessage(err)}`);
+    els.genStatus.textContent = '';
+  }
+}
+
+/** The notes of one voice of a result card. */
+const voiceNotes = (card, voice) => card.notes.filter((_, i) => card.voices[i] === voice);
+
+/**
+ * A card written again in part: from its marked step on, or around its
+ * soprano or bass; one output, a new seed, the card's own options.
+ */
+function rewriteRequest(card, kind) {
+  const options = { ...card.request.options, num_outputs: 1, beam_size: 1, branch_factor: 1, seed: randomSeed(), num_steps: card.steps };
+  if (kind === 'from-here') {
+    const step = card.mark;
+    if (options.harmonize) return { options: { ...options, keep_steps: step }, primer: card.notes, primerSteps: card.steps };
+    const kept = card.notes.filter((n) => n.start < step).map((n) => ({ ...n, end: Math.min(n.end, step) }));
+    return {
+      options: { ...options, condition_on_primer: true, inject_primer_during_generation: false, primer_in_output: true },
+      primer: kept,
+      primerSteps: step,
+    };
+  }
+  const bass = Math.max(...card.voices.filter((v) => v <= 3));
+  const line = voiceNotes(card, kind === 'keep-bass' ? bass : 0);
+  return { options: { ...options, harmonize: true, harmonize_bass: kind === 'keep-bass', keep_steps: 0 }, primer: line, primerSteps: card.steps };
+}
+
+/** Results' hook: writes a card again; resolves to {output, request} or null. */
+async function rewrite(card, kind) {
+  if (!model || generation) return null;
+  showError(els.genError, '');
+  const req = rewriteRequest(card, kind);
+  try {
+    const { outputs, seconds, backend } = await run(req, (_, notes) => results.draw(card, notes));
+    if (!outputs) return null;
+    els.genStatus.textContent = `Output ${card.index + 1} rewritten in ${seconds.toFixed(2)} s on ${LABELS[backend]}`;
+    return { output: outputs[0], request: req };
+  } catch (err) {
+    showError(els.genError, `Cannot rewrite: ${errorMessage(err)}`);
+    results.draw(card, card.notes);
+    return null;
   }
 }
 
@@ -387,91 +505,24 @@ function cancelGeneration() {
 }
 
 function setGenerating(on) {
-  els.generate.disabled = on || !model;
+  els.generate.disabled = els.harmonize.disabled = on || !model;
   els.cancel.hidden = !on;
   els.genProgress.hidden = !on;
   if (on) els.genProgress.value = 0;
 }
 
-// --- results ------------------------------------------------------------------------
+// --- results and playback -------------------------------------------------------------
 
-function clearResults() {
-  results = [];
-  els.results.replaceChildren();
-}
-
-/** A new element with the given properties (className, textContent, ...). */
-function element(tag, props = {}) {
-  return Object.assign(document.createElement(tag), props);
-}
-
-function addResultCard(index, options) {
-  const li = element('li', { className: 'result' });
-  const head = element('div', { className: 'result-head' });
-  const title = element('span', { className: 'title', textContent: `Output ${index + 1}` });
-  const info = element('span', { className: 'muted info' });
-  const play = element('button', { type: 'button', className: 'play', textContent: 'Play', disabled: true });
-  const download = element('a', { className: 'download', textContent: 'Download .mid', hidden: true });
-  head.append(title, info, play, download);
-  const scroll = element('div', { className: 'roll-scroll' });
-  const canvas = element('canvas');
-  scroll.append(canvas);
-  li.append(head, scroll);
-  els.results.append(li);
-  // As wide as the page allows: the whole piece at a glance.
-  const width = Math.max(320, els.results.clientWidth - 24);
-  const cell = Math.max(2, Math.min(12, Math.floor((width - 26) / options.num_steps)));
-  const roll = new PianoRoll(canvas, { cell, row: 3, pitchRange: [48, 76], minSteps: options.num_steps });
-  roll.totalSteps = options.num_steps;
-  const card = { index, li, info, play, download, roll, notes: [], steps: 0, midi: null, qpm: options.qpm, seed: options.seed };
-  results.push(card);
-  play.addEventListener('click', () => togglePlay(card));
-  download.addEventListener('click', () => prepareDownload(card));
-  return card;
-}
-
-function fillResult(card, output, options) {
-  card.notes = output.notes;
-  card.steps = output.steps;
-  card.midi = output.midi;
-  card.roll.setNotes(output.notes, output.steps);
-  card.info.textContent = `${output.steps} steps, ${output.notes.length} notes, log-likelihood ${output.log_likelihood.toFixed(1)}`;
-  card.play.disabled = false;
-  card.download.hidden = false;
-  const base = model.name.replace(/[^\w.-]+/g, '-');
-  card.download.download = `${base}-seed${options.seed}-${String(card.index + 1).padStart(2, '0')}.mid`;
-  prepareDownload(card);
-}
-
-/** Points the link at the MIDI file, written at the tempo now chosen. */
-function prepareDownload(card) {
-  const qpm = player.qpm;
-  const bytes = qpm === card.qpm ? card.midi : wasm.notesToMidi(card.notes, qpm);
-  if (card.download.href) URL.revokeObjectURL(card.download.href);
-  card.download.href = URL.createObjectURL(new Blob([bytes], { type: 'audio/midi' }));
-}
-
-function togglePlay(card) {
-  if (card.playing) {
-    stopAll();
-    return;
-  }
-  stopAll();
-  card.playing = true;
-  card.play.textContent = 'Stop';
-  player.play(card.notes, {
-    onStep: (step) => card.roll.setPlayhead(step),
-    onEnd: () => {
-      card.playing = false;
-      card.play.textContent = 'Play';
-      card.roll.setPlayhead(null);
-    },
-  });
-}
-
-function stopAll() {
-  player.stop();
-}
+const results = new Results(els.results, {
+  player,
+  files: {
+    midi: (notes, qpm, title) => wasm.notesToFile(notes, qpm, 'midi', title ?? ''),
+    musicxml: (notes, qpm, title) => wasm.notesToFile(notes, qpm, 'musicxml', title ?? ''),
+    score: (notes, qpm, title) => wasm.notesToFile(notes, qpm, 'closed-score', title ?? ''),
+  },
+  rewrite,
+  name: () => model?.name ?? 'polyphony',
+});
 
 function setTempo(qpm) {
   if (!Number.isFinite(qpm) || qpm <= 0) return;
@@ -481,9 +532,10 @@ function setTempo(qpm) {
 }
 
 async function wirePlayback() {
-  els.generate.addEventListener('click', generate);
+  els.harmonize.addEventListener('click', () => generate(true));
+  els.generate.addEventListener('click', () => generate(false));
   els.cancel.addEventListener('click', cancelGeneration);
-  els.stopAll.addEventListener('click', stopAll);
+  els.stopAll.addEventListener('click', () => player.stop());
   els.tempo.addEventListener('input', () => setTempo(Number(els.tempo.value)));
   setTempo(readOptions().qpm);
   const access = await requestMidi();
@@ -499,7 +551,9 @@ window.polyphonyApp = {
   primerCursor: () => primer.cursor,
   rollPoint: (pitch, step) => roll.pointFor(pitch, step),
   modelName: () => model?.name ?? null,
-  results: () => results.map((r) => ({ steps: r.steps, notes: r.notes.length })),
+  results: () => results.cards.map((c) => ({ steps: c.steps, notes: c.notes.length })),
+  resultNotes: (i) => results.cards[i].notes.map((n, k) => ({ ...n, voice: results.cards[i].voices[k] })),
+  resultPoint: (i, step) => results.cards[i].roll.pointFor(60, step),
 };
 
 async function main() {
@@ -512,6 +566,7 @@ async function main() {
   showStatus('Loading the program (WebAssembly)…', 'loading');
   wasm = await import('../pkg/polyphony.js');
   await wasm.default({ module_or_path: await fetchWithProgress(WASM_URL) });
+  showDefaultAction();
   showStatus('Loading the model…', 'loading');
   els.loadProgress.value = 0;
   const bytes = await fetchWithProgress(BUNDLE_URL);
@@ -536,7 +591,7 @@ async function bench(firstNote) {
   const status = element('p', { className: 'muted', textContent: 'Running the benchmark…' });
   section.append(title, status);
   document.querySelector('main').prepend(section);
-  els.generate.disabled = true;
+  els.generate.disabled = els.harmonize.disabled = true;
   try {
     const params = new URLSearchParams(location.search);
     const rows = await runBench(model.model, {
@@ -553,7 +608,7 @@ async function bench(firstNote) {
     status.className = 'error';
     window.benchError = errorMessage(err);
   } finally {
-    els.generate.disabled = false;
+    setGenerating(false);
   }
 }
 

@@ -31,20 +31,24 @@ export class Player {
 
   /**
    * Plays notes from step 0; `onStep(step)` follows the playhead and
-   * `onEnd()` is called when it finishes or is stopped.
+   * `onEnd()` is called when it finishes or is stopped. A note with a
+   * `voice` sounds on that MIDI channel, and not at all while
+   * `isMuted(voice)` says so (asked as it is due, so muting takes effect
+   * while playing).
    */
-  play(notes, { onStep = () => {}, onEnd = () => {} } = {}) {
+  play(notes, { onStep = () => {}, onEnd = () => {}, isMuted = () => false } = {}) {
     this.stop();
     const events = [];
-    for (const n of notes) {
-      events.push({ step: n.start, on: true, pitch: n.pitch, end: n.end });
-      events.push({ step: n.end, on: false, pitch: n.pitch });
-    }
+    notes.forEach((n, id) => {
+      const channel = Math.min(n.voice ?? 0, 15);
+      events.push({ step: n.start, on: true, pitch: n.pitch, end: n.end, id, voice: n.voice, channel });
+      events.push({ step: n.end, on: false, pitch: n.pitch, id, channel });
+    });
     // Note-offs first within a step, so repeated notes re-strike.
     events.sort((a, b) => a.step - b.step || a.on - b.on);
     const lastStep = notes.reduce((m, n) => Math.max(m, n.end), 0);
     const sink = this.output ? new MidiSink(this.output) : new SynthSink(this.#audioContext());
-    const session = { sink, events, next: 0, lastStep, onStep, onEnd, timer: 0 };
+    const session = { sink, events, next: 0, lastStep, onStep, onEnd, isMuted, sounding: new Set(), timer: 0 };
     // Time is kept in steps, so a tempo change bends the rest of the piece.
     session.originTime = sink.now() + 0.05;
     session.originStep = 0;
@@ -104,8 +108,12 @@ export class Player {
     while (s.next < s.events.length && this.#timeOf(s, s.events[s.next].step) <= horizon) {
       const e = s.events[s.next++];
       const at = Math.max(this.#timeOf(s, e.step), s.sink.now());
-      if (e.on) s.sink.noteOn(e.pitch, at, this.#timeOf(s, e.end));
-      else s.sink.noteOff(e.pitch, at);
+      if (e.on && !s.isMuted(e.voice)) {
+        s.sounding.add(e.id);
+        s.sink.noteOn(e.pitch, at, this.#timeOf(s, e.end), e.channel);
+      } else if (!e.on && s.sounding.delete(e.id)) {
+        s.sink.noteOff(e.pitch, at, e.channel);
+      }
     }
     const step = this.#stepAt(s, s.sink.now());
     s.onStep(Math.max(0, Math.min(step, s.lastStep)));
@@ -119,7 +127,7 @@ export class Player {
   }
 }
 
-/** Sends to a WebMIDI output on channel 1; times in seconds of performance.now(). */
+/** Sends to a WebMIDI output (a voice a channel); times in seconds of performance.now(). */
 class MidiSink {
   constructor(output) {
     this.output = output;
@@ -127,11 +135,11 @@ class MidiSink {
   now() {
     return performance.now() / 1000;
   }
-  noteOn(pitch, at) {
-    this.output.send([0x90, pitch, VELOCITY], at * 1000);
+  noteOn(pitch, at, _until, channel = 0) {
+    this.output.send([0x90 | channel, pitch, VELOCITY], at * 1000);
   }
-  noteOff(pitch, at) {
-    this.output.send([0x80, pitch, 0], at * 1000);
+  noteOff(pitch, at, channel = 0) {
+    this.output.send([0x80 | channel, pitch, 0], at * 1000);
   }
   finish() {}
   silence() {

@@ -1,6 +1,9 @@
 // The piano roll: draws step-grid notes ({pitch, start, end}, in sixteenth
 // notes) on a canvas and, when editable, edits them with the mouse: click an
 // empty cell to add a note, drag right to lengthen it, click a note to delete it.
+// A note with a `voice` (0 Soprano … 3 Bass) is drawn in its voice's colour,
+// faded when that voice is muted; a read-only roll reports the step clicked
+// (`onStep`) and can mark one.
 //
 // It owns only drawing and pointer gestures; what the notes mean (undo,
 // saving, generation) is the caller's, told through `onChange`.
@@ -8,6 +11,9 @@
 const KEY_GUTTER = 26; // px of piano keys on the left
 const BLACK = new Set([1, 3, 6, 8, 10]);
 const NOTE_NAMES = ['C', 'C♯', 'D', 'E♭', 'E', 'F', 'F♯', 'G', 'A♭', 'A', 'B♭', 'B'];
+/** CSS variables of the voices' colours, Soprano first; a fifth voice and more share the last. */
+const VOICE_COLORS = ['--voice-s', '--voice-a', '--voice-t', '--voice-b', '--voice-x'];
+const VOICE_FALLBACKS = ['#c0392b', '#d68910', '#1e8449', '#2763b8', '#7f7f7f'];
 
 /** The name of a MIDI pitch, e.g. 60 → "C4". */
 export function pitchName(pitch) {
@@ -31,18 +37,36 @@ export class PianoRoll {
     this.editable = opts.editable ?? false;
     this.onChange = opts.onChange ?? (() => {});
     this.onNote = opts.onNote ?? (() => {}); // a note was added (to hear it)
+    this.onStep = opts.onStep ?? null; // a read-only roll was clicked at a step
     this.notes = [];
+    this.muted = new Set(); // voices drawn faded
+    this.mark = null; // a step marked by the caller
     this.cursor = null; // step of the typing cursor (editable rolls)
     this.playhead = null; // step being played
     this.totalSteps = null; // a fixed length (results), else from the notes
     this.layout = { lo: 0, hi: 0, steps: 0 };
     if (this.editable) this.#listen();
+    else if (this.onStep) this.#listenForSteps();
     this.draw();
   }
 
-  setNotes(notes, totalSteps = null) {
-    this.notes = notes.map((n) => ({ pitch: n.pitch, start: n.start, end: n.end }));
+  /** The notes to draw; `voices[i]`, when given, is note i's voice. */
+  setNotes(notes, totalSteps = null, voices = null) {
+    this.notes = notes.map((n, i) => {
+      const voice = voices?.[i] ?? n.voice;
+      return voice === undefined ? { pitch: n.pitch, start: n.start, end: n.end } : { pitch: n.pitch, start: n.start, end: n.end, voice };
+    });
     if (totalSteps !== null) this.totalSteps = totalSteps;
+    this.draw();
+  }
+
+  setMuted(voices) {
+    this.muted = new Set(voices);
+    this.draw();
+  }
+
+  setMark(step) {
+    this.mark = step;
     this.draw();
   }
 
@@ -97,6 +121,7 @@ export class PianoRoll {
     }
     c.dataset.steps = String(steps);
     c.dataset.notes = String(this.notes.length);
+    c.dataset.voices = String(new Set(this.notes.map((n) => n.voice).filter((v) => v !== undefined)).size);
     const g = c.getContext('2d');
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     const css = getComputedStyle(c);
@@ -132,16 +157,20 @@ export class PianoRoll {
       g.fillStyle = s % 16 === 0 ? bar : line;
       g.fillRect(KEY_GUTTER + s * this.cell, 0, s % 4 === 0 ? 1 : 0.5, height);
     }
-    g.fillStyle = noteColor;
+    const voiceColors = VOICE_COLORS.map((name, i) => color(name, VOICE_FALLBACKS[i]));
     for (const n of this.notes) {
       if (n.pitch < lo || n.pitch > hi) continue;
       const x = KEY_GUTTER + n.start * this.cell + 0.5;
       const y = (hi - n.pitch) * this.row + 0.5;
+      g.fillStyle = n.voice === undefined ? noteColor : voiceColors[Math.min(n.voice, voiceColors.length - 1)];
+      g.globalAlpha = this.muted.has(n.voice) ? 0.2 : 1;
       g.fillRect(x, y, Math.max(1, (n.end - n.start) * this.cell - 1), Math.max(1, this.row - 1));
     }
+    g.globalAlpha = 1;
     for (const [step, style] of [
       [this.cursor, color('--roll-cursor', '#2a6fdb')],
       [this.playhead, color('--roll-playhead', '#d33')],
+      [this.mark, color('--roll-mark', '#6a3fb5')],
     ]) {
       if (step === null) continue;
       g.fillStyle = style;
@@ -158,6 +187,15 @@ export class PianoRoll {
 
   #noteAt({ step, pitch }) {
     return this.notes.findIndex((n) => n.pitch === pitch && n.start <= step && step < n.end);
+  }
+
+  /** The step of a click on a read-only roll, for the caller. */
+  #listenForSteps() {
+    this.canvas.style.cursor = 'pointer';
+    this.canvas.addEventListener('click', (event) => {
+      const { step } = this.#cellAt(event);
+      if (step >= 0 && step < this.layout.steps) this.onStep(step);
+    });
   }
 
   // One gesture: pointerdown on a note deletes it (on release, if the pointer

@@ -159,6 +159,8 @@ async function generateAndWait(p = page) {
   return p.textContent('#gen-status');
 }
 const primerNotes = () => page.evaluate(() => window.polyphonyApp.primerNotes());
+/** Opens the fold of the original's options (the musical controls come first). */
+const openAdvanced = (p = page) => p.evaluate(() => (document.querySelector('#advanced').open = true));
 const sortNotes = (notes) => [...notes].sort((a, b) => a.start - b.start || a.pitch - b.pitch);
 
 /**
@@ -370,6 +372,7 @@ test('a MIDI keyboard (WebMIDI input) types into the primer at the cursor', asyn
 });
 
 test('the primer and options survive a reload', async () => {
+  await openAdvanced();
   await page.fill('#options input[name=num_outputs]', '3');
   await page.fill('#options input[name=num_steps]', '48');
   await page.fill('#options input[name=seed]', '7');
@@ -379,6 +382,7 @@ test('the primer and options survive a reload', async () => {
   const before = await primerNotes();
   await page.reload();
   await waitReady();
+  await openAdvanced();
   assert.deepEqual(await primerNotes(), before);
   assert.equal(await page.inputValue('#options input[name=num_outputs]'), '3');
   assert.equal(await page.inputValue('#options input[name=num_steps]'), '48');
@@ -608,6 +612,7 @@ for (const { what, script, says } of NO_WEBGPU) {
       assert.match(backend, says);
       assert.equal(await other.isDisabled('#backend option[value=webgpu]'), true);
       await other.click('[data-preset=chord]');
+      await openAdvanced(other);
       await other.fill('#options input[name=num_outputs]', '2');
       await other.fill('#options input[name=num_steps]', '16');
       assert.match(await generateAndWait(other), /^2 outputs in \d+\.\d\d s on CPU \(wasm\)$/);
@@ -617,6 +622,153 @@ for (const { what, script, says } of NO_WEBGPU) {
     }
   });
 }
+
+// --- the page for musicians ----------------------------------------------------
+
+/** The result cards' notes with their voices. */
+const resultNotes = (i) => page.evaluate((i) => window.polyphonyApp.resultNotes(i), i);
+const TWINKLE = [60, 60, 67, 67, 69, 69, 67].map((pitch, k) => ({ pitch, start: 4 * k, end: 4 * k + (k === 6 ? 8 : 4) }));
+
+test('a melody is harmonized by default: on top in every step, its own length, four voices in four colours', async () => {
+  await page.click('[data-preset=twinkle]');
+  assert.deepEqual(sortNotes(await primerNotes()), TWINKLE);
+  assert.equal(await page.getAttribute('#harmonize', 'class'), 'primary', 'Harmonize is the default for a melody');
+  assert.notEqual(await page.getAttribute('#generate', 'class'), 'primary');
+  await page.fill('#options input[name=num_outputs]', '3');
+  const clicked = await page.evaluate(() => {
+    window.__firstDrawnMs = null;
+    const t0 = performance.now();
+    const watch = () => {
+      const drawn = [...document.querySelectorAll('#results canvas')].some((c) => Number(c.dataset.notes) > 0);
+      if (drawn) window.__firstDrawnMs = performance.now() - t0;
+      else requestAnimationFrame(watch);
+    };
+    document.querySelector('#harmonize').click();
+    requestAnimationFrame(watch);
+    return true;
+  });
+  assert.ok(clicked);
+  await page.waitForFunction(() => document.querySelector('#gen-status')?.dataset.seconds !== undefined, null, { timeout: LOAD_TIMEOUT_MS });
+  const firstDrawn = await page.evaluate(() => window.__firstDrawnMs);
+  console.log(`  ${await page.textContent('#gen-status')}; first notes drawn ${firstDrawn.toFixed(0)} ms after the click`);
+  assert.ok(firstDrawn < 1000, `first notes drawn after ${firstDrawn} ms`);
+  const results = await page.evaluate(() => window.polyphonyApp.results());
+  assert.equal(results.length, 3);
+  for (let i = 0; i < 3; i++) {
+    assert.equal(results[i].steps, 32, "the melody's length, nothing prepended");
+    const notes = await resultNotes(i);
+    for (const m of TWINKLE) {
+      for (let step = m.start; step < m.end; step++) {
+        const top = Math.max(...notes.filter((n) => n.start <= step && step < n.end).map((n) => n.pitch));
+        assert.equal(top, m.pitch, `output ${i + 1}: the melody on top at step ${step}`);
+      }
+      assert.ok(notes.some((n) => n.pitch === m.pitch && n.start === m.start && n.voice === 0), 'the melody is the soprano');
+    }
+    assert.ok(new Set(notes.map((n) => n.voice)).size >= 3, 'voices under the melody');
+  }
+  assert.equal(await page.getAttribute('#results li:first-child canvas', 'data-voices'), String(new Set((await resultNotes(0)).map((n) => n.voice)).size));
+  await shot('harmonized.png');
+});
+
+test('muting a voice (or hearing one alone) leaves it out of the playback', async () => {
+  await page.selectOption('#midi-out', 'fake-out');
+  await page.evaluate(() => (window.__midiSent.length = 0));
+  await page.click('#results li:first-child button.voice[data-voice="0"]');
+  assert.equal(await page.getAttribute('#results li:first-child button.voice[data-voice="0"]', 'aria-pressed'), 'false');
+  await page.evaluate(() => (window.__midiSent.length = 0));
+  await page.click('#results li:first-child button.play');
+  await page.waitForTimeout(2200);
+  await page.click('#stop-all');
+  const ons = await page.evaluate(() => window.__midiSent.filter((m) => (m.data[0] & 0xf0) === 0x90 && m.data[2] > 0).map((m) => m.data));
+  assert.ok(ons.length > 0, 'the other voices play');
+  assert.equal(ons.filter((d) => (d[0] & 0x0f) === 0).length, 0, 'nothing on the soprano channel');
+  assert.ok(ons.some((d) => (d[0] & 0x0f) === 3), 'the bass plays on its own channel');
+  await page.click('#results li:first-child button.voice[data-voice="0"]');
+  await page.selectOption('#results li:first-child select.solo', '3');
+  await page.evaluate(() => (window.__midiSent.length = 0));
+  await page.click('#results li:first-child button.play');
+  await page.waitForTimeout(1500);
+  await page.click('#stop-all');
+  const solo = await page.evaluate(() => window.__midiSent.filter((m) => (m.data[0] & 0xf0) === 0x90 && m.data[2] > 0).map((m) => m.data[0] & 0x0f));
+  assert.ok(solo.length > 0 && solo.every((ch) => ch === 3), `only the bass: channels ${solo}`);
+  await page.selectOption('#results li:first-child select.solo', '');
+  await page.selectOption('#midi-out', '');
+});
+
+test('Download MusicXML gives a score of four named parts with the notes of the MIDI file', async () => {
+  const [xmlDownload] = await Promise.all([page.waitForEvent('download'), page.click('#results li:first-child a.download-xml')]);
+  assert.match(xmlDownload.suggestedFilename(), /^[\w.-]+-seed\d+-01\.musicxml$/);
+  const { readFile } = await import('node:fs/promises');
+  const xml = await readFile(await xmlDownload.path(), 'utf8');
+  const parts = [...xml.matchAll(/<part-name>([^<]*)<\/part-name>/g)].map((m) => m[1]);
+  assert.deepEqual(parts, ['Soprano', 'Alto', 'Tenor', 'Bass']);
+  const [midiDownload] = await Promise.all([page.waitForEvent('download'), page.click('#results li:first-child a.download')]);
+  const midi = parseMidi(await readFile(await midiDownload.path()));
+  const midiNotes = midi.tracks.flatMap((t) => t.notes).length;
+  // Tied continuations are one note: count the notes that do not continue a tie.
+  const scoreNotes = (xml.match(/<note><pitch>/g) ?? []).length - (xml.match(/<tie type="stop"\/>/g) ?? []).length;
+  assert.equal(scoreNotes, midiNotes, 'the score holds every note of the MIDI file');
+  assert.equal(midiNotes, (await resultNotes(0)).length);
+});
+
+test('the score view draws the result in notation, loading its library only when first asked', async () => {
+  assert.equal(await page.evaluate(() => Boolean(window.opensheetmusicdisplay)), false, 'not loaded before it is asked for');
+  await page.click('#results li:first-child button.score-toggle');
+  await page.waitForFunction(() => document.querySelector('#results li:first-child .score')?.dataset.state !== 'loading', null, { timeout: LOAD_TIMEOUT_MS });
+  assert.equal(await page.getAttribute('#results li:first-child .score', 'data-state'), 'ready', await page.textContent('#results li:first-child .score'));
+  assert.ok(await page.locator('#results li:first-child .score svg').count() > 0, 'an SVG score');
+  assert.equal(await page.evaluate(() => Boolean(window.opensheetmusicdisplay)), true);
+  await page.locator('#results li:first-child').screenshot({ path: path.join(OUT, 'score.png') });
+});
+
+test('Rewrite from here keeps what comes before the clicked step and writes the rest again, with undo', async () => {
+  const before = await resultNotes(1);
+  await page.locator('#results li:nth-child(2) canvas').scrollIntoViewIfNeeded();
+  const at = await page.evaluate(() => window.polyphonyApp.resultPoint(1, 16));
+  await page.mouse.click(at.x, at.y);
+  assert.match(await page.textContent('#results li:nth-child(2) button.rewrite'), /Rewrite from bar 2, step 1/);
+  await page.click('#results li:nth-child(2) button.rewrite');
+  await page.waitForFunction(() => document.querySelector('#results li:nth-child(2)').dataset.ready === 'true' && !document.querySelector('#results li:nth-child(2) button.undo').disabled, null, { timeout: LOAD_TIMEOUT_MS });
+  const after = await resultNotes(1);
+  const upTo = (notes, k) => sortNotes(notes.filter((n) => n.start < k).map((n) => ({ pitch: n.pitch, start: n.start, end: Math.min(n.end, k) })));
+  assert.deepEqual(upTo(after, 16), upTo(before, 16), 'the first bar is kept');
+  assert.notDeepEqual(sortNotes(after.map(({ voice, ...n }) => n)), sortNotes(before.map(({ voice, ...n }) => n)), 'the rest is new');
+  for (const m of TWINKLE.filter((m) => m.start >= 16)) {
+    assert.ok(after.some((n) => n.pitch === m.pitch && n.start === m.start), `the melody's ${m.pitch} at ${m.start} stays`);
+  }
+  await shot('rewritten.png');
+  await page.click('#results li:nth-child(2) button.undo');
+  assert.deepEqual(await resultNotes(1), before, 'undo brings the earlier version back');
+});
+
+test('Keep soprano writes the other voices again around the same soprano', async () => {
+  const before = await resultNotes(2);
+  const soprano = (notes) => sortNotes(notes.filter((n) => n.voice === 0).map(({ voice, ...n }) => n));
+  await page.click('#results li:nth-child(3) button.keep-soprano');
+  await page.waitForFunction(() => !document.querySelector('#results li:nth-child(3) button.undo').disabled, null, { timeout: LOAD_TIMEOUT_MS });
+  const after = await resultNotes(2);
+  assert.deepEqual(soprano(after), soprano(before));
+  assert.notDeepEqual(after, before);
+});
+
+test('on a phone-sized screen the composer comes first, the model card folded', async () => {
+  const phone = await context.newPage();
+  try {
+    await phone.setViewportSize({ width: 390, height: 844 });
+    await phone.goto(`${server.url}/www/`);
+    await waitReady(phone);
+    const box = await phone.locator('#primer-section').boundingBox();
+    assert.ok(box.y < 200, `the composer starts at ${box.y} px`);
+    const harmonize = await phone.locator('#harmonize').boundingBox();
+    assert.ok(harmonize.y + harmonize.height < 844, `Harmonize is on the first screen (at ${harmonize.y} px)`);
+    assert.equal(await phone.evaluate(() => document.querySelector('#model-card').open), false, 'the model card is folded');
+    assert.equal(await phone.evaluate(() => document.querySelector('#advanced').open), false, "the original's options are folded");
+    assert.ok(await phone.evaluate(() => document.documentElement.scrollWidth <= 400), 'nothing wider than the screen');
+    await phone.screenshot({ path: path.join(OUT, 'phone.png') });
+  } finally {
+    await phone.close();
+  }
+});
 
 test('?bench times the model at batch 1 and 10 and shows a table', async () => {
   await page.goto(`${server.url}/www/?bench&backends=cpu`);
