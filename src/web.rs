@@ -167,6 +167,16 @@ impl Model {
         Ok(Model { engine: Engine::new(bundle::from_bytes(bytes).map_err(js_error)?) })
     }
 
+    /// Imports the original's `.mag` bundle from its bytes (converted here,
+    /// no server); throws naming what is wrong (another generator, a
+    /// damaged file, a layer that cannot be mapped).
+    #[wasm_bindgen(js_name = fromMag)]
+    pub fn from_mag(bytes: &[u8], file_name: &str) -> Result<Model, JsError> {
+        let created = String::from(js_sys::Date::new_0().to_iso_string());
+        let bundle = crate::magenta::import_mag(bytes, file_name, &created).map_err(js_error)?;
+        Ok(Model { engine: Engine::new(bundle) })
+    }
+
     /// Uploads the weights to the WebGPU device ([`init_webgpu`] first), so
     /// that `"webgpu"` becomes a backend of this model.
     #[wasm_bindgen(js_name = useWebGpu)]

@@ -266,11 +266,12 @@ function fetchWithProgress(url) {
 }
 
 /**
- * Makes a model of bundle bytes and, only if that works, swaps it in: a bad
- * file throws and the old model stays loaded.
+ * Makes a model of bundle bytes (or of the original's `.mag`, converted in
+ * wasm) and, only if that works, swaps it in: a bad file throws and the old
+ * model stays loaded.
  */
 function useModel(bytes, fileName) {
-  const next = wasm.Model.fromBytes(bytes);
+  const next = /\.mag$/i.test(fileName) ? wasm.Model.fromMag(bytes, fileName) : wasm.Model.fromBytes(bytes);
   const card = next.card();
   if (backends.webgpuReady) {
     try {
@@ -286,7 +287,8 @@ function useModel(bytes, fileName) {
   renderCard(card, fileName, { title: els.cardTitle, facts: els.cardFacts });
   els.card.hidden = false;
   setGenerating(false);
-  showStatus(`Model “${model.name}” ready — polyphony v${wasm.version()}`, 'ready');
+  const imported = card.origin ? ` (imported from the original's ${card.origin.source}: ${card.origin.generator_description || card.origin.generator_id})` : '';
+  showStatus(`Model “${model.name}” ready${imported} — polyphony v${wasm.version()}`, 'ready');
 }
 
 // --- backends -------------------------------------------------------------------------

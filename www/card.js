@@ -3,7 +3,7 @@
 
 /** A short name for the model: the file's, without its extension. */
 export function modelName(fileName) {
-  return fileName.replace(/^.*\//, '').replace(/\.(bundle|safetensors)$/i, '');
+  return fileName.replace(/^.*\//, '').replace(/\.(bundle|safetensors|mag)$/i, '');
 }
 
 export function renderCard(card, fileName, { title, facts }) {
@@ -20,6 +20,10 @@ export function renderCard(card, fileName, { title, facts }) {
     rows.push(['Training', `${p.training_steps.toLocaleString('en')} steps, ${formatDuration(p.wall_time_seconds)}`]);
     const metrics = Object.entries(p.eval_metrics ?? {}).map(([k, v]) => `${k} ${formatNumber(v)}`);
     rows.push(['Evaluation', metrics.join(', ') || '—']);
+  }
+  if (card.origin) {
+    const o = card.origin;
+    rows.push(['Imported from', `${o.source} (${o.format}): generator “${o.generator_id}”${o.generator_description ? `, ${o.generator_description}` : ''}`]);
   }
   rows.push(['Made', `${card.created || '?'} by ${card.generator} ${card.library_version}, encoding ${card.encoding}`]);
   facts.replaceChildren(

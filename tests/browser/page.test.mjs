@@ -536,6 +536,31 @@ test('a damaged bundle dropped on the page shows an error and keeps the old mode
   assert.equal(await page.evaluate(() => window.polyphonyApp.modelName()), 'renamed');
 });
 
+test("the original's .mag dropped on the page is imported in wasm and says what it loaded", async () => {
+  const MAG_URL = '/tests/data/magenta/tiny.mag';
+  await dropFile('damaged.mag', { url: MAG_URL, damage: 4096 });
+  await page.waitForSelector('#model-error:not([hidden])');
+  assert.match(await page.textContent('#model-error'), /damaged\.mag: (damaged file|not a Magenta \.mag bundle)/);
+  assert.match(await page.textContent('#model-error'), /stays loaded/);
+  await dropFile('tiny.mag', { url: MAG_URL });
+  await page.waitForSelector('#model-error', { state: 'hidden' });
+  assert.equal(await page.evaluate(() => window.polyphonyApp.modelName()), 'tiny');
+  assert.match(await page.textContent('#status'), /imported from the original's tiny\.mag: Polyphonic RNN/);
+  assert.match(await page.textContent('#model-facts'), /Imported from.*Magenta \.mag.*generator “polyphony”/);
+  assert.match(await page.textContent('#model-facts'), /UNTRAINED: default polyphony config/);
+  await openAdvanced();
+  await page.fill('#options input[name=num_outputs]', '1');
+  await page.click('[data-preset=twinkle]');
+  await page.click('#harmonize');
+  await page.waitForFunction(() => document.querySelector('#gen-status')?.dataset.seconds !== undefined, null, { timeout: LOAD_TIMEOUT_MS });
+  assert.equal((await page.evaluate(() => window.polyphonyApp.results())).length, 1);
+  await shot('mag-imported.png');
+  await dropFile('bach-chorales.bundle', { url: BUNDLE_URL });
+  await page.waitForFunction(() => window.polyphonyApp.modelName() === 'bach-chorales');
+  await page.fill('#options input[name=num_outputs]', '3');
+  await page.click('[data-preset=chord]');
+});
+
 test('a dropped .mid file becomes the primer', async () => {
   assert.ok(downloadedMidi, 'needs the download test');
   await dropFile('generated.mid', { bytes: downloadedMidi });
