@@ -215,17 +215,27 @@ PY
 # Set only on the wasm cargo commands below, never exported to native builds.
 WASM_RUSTFLAGS="${WASM_RUSTFLAGS:--C target-feature=+simd128}"
 
+# The page's two packages, from one crate: pkg/ is the fused CPU step alone
+# (no burn: the page's first download), pkg-webgpu/ adds burn's WebGPU
+# runtime, fetched after the page is ready when the browser has WebGPU.
 build_wasm() {
-  say "Building the wasm package (pkg/) with $WASM_MODE's toolchain, target dir $WASM_TARGET_DIR"
+  build_wasm_package pkg --no-default-features
+  build_wasm_package pkg-webgpu --features webgpu
+}
+
+build_wasm_package() { # <out dir> <cargo feature flags>...
+  local out=$1
+  shift
+  say "Building the wasm package $out/ ($*) with $WASM_MODE's toolchain, target dir $WASM_TARGET_DIR"
   local start=$SECONDS
   if [ "$WASM_MODE" = rustup ]; then
     CARGO_TARGET_DIR="$WASM_TARGET_DIR" RUSTFLAGS="$WASM_RUSTFLAGS" \
-      cargo build --profile "$WASM_PROFILE" --lib --target "$WASM_TRIPLE"
+      cargo build --profile "$WASM_PROFILE" --lib --target "$WASM_TRIPLE" "$@"
   else
     # Debian's rustc has no prebuilt wasm32 std: build it (RUSTC_BOOTSTRAP unlocks -Z).
     CARGO_TARGET_DIR="$WASM_TARGET_DIR" RUSTFLAGS="$WASM_RUSTFLAGS" RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc \
       /usr/bin/cargo build --profile "$WASM_PROFILE" --lib --target "$WASM_TRIPLE" \
-      -Zbuild-std=std,panic_abort
+      -Zbuild-std=std,panic_abort "$@"
   fi
   local wasm="$WASM_TARGET_DIR/$WASM_TRIPLE/$WASM_PROFILE/polyphony.wasm"
   [ -f "$wasm" ] || die "cargo produced no $wasm"
@@ -235,9 +245,9 @@ build_wasm() {
     die "$wasm: wasm-ld wrapped the exports in __wasm_call_ctors (.command_export); web::start must call __wasm_call_ctors"
   fi
   # No wasm-opt: Debian's (binaryen 108) breaks wasm-bindgen's output.
-  rm -rf pkg
-  "$WASM_BINDGEN" --target web --remove-name-section --remove-producers-section --out-dir pkg "$wasm"
-  info "pkg/polyphony_bg.wasm: $(wc -c <pkg/polyphony_bg.wasm) bytes; took $((SECONDS - start)) s"
+  rm -rf "$out"
+  "$WASM_BINDGEN" --target web --remove-name-section --remove-producers-section --out-dir "$out" "$wasm"
+  info "$out/polyphony_bg.wasm: $(wc -c <"$out/polyphony_bg.wasm") bytes ($(gzip -9c "$out/polyphony_bg.wasm" | wc -c) gzipped); took $((SECONDS - start)) s"
 }
 
 build_native() {
@@ -370,8 +380,8 @@ cmd_test() {
   ensure_corpus
   run_stage "native tests (cargo test --release --no-fail-fast)" native_tests
   run_stage "music21 reads our MusicXML (tests/music21)" music21_check
-  run_stage "wasm package (pkg/)" build_wasm
-  if [ -f pkg/polyphony.js ] && [[ "${STAGE_RESULTS[-1]}" == PASS* ]]; then
+  run_stage "wasm packages (pkg/, pkg-webgpu/)" build_wasm
+  if [ -f pkg/polyphony.js ] && [ -f pkg-webgpu/polyphony.js ] && [[ "${STAGE_RESULTS[-1]}" == PASS* ]]; then
     run_stage "browser tests (tests/browser, headless Chromium)" browser_tests
   else
     STAGE_RESULTS+=("SKIP  browser tests (no wasm package)")
@@ -396,7 +406,7 @@ Usage: ./build.sh <command>
           at http://localhost:\${PORT:-8000}/www/ until interrupted
   test    run every test: cargo test --release, then build the wasm package
           and run the headless-browser tests in tests/browser/
-  wasm    build the wasm package into pkg/ only
+  wasm    build the wasm packages into pkg/ (CPU) and pkg-webgpu/ only
   corpus  fetch the music21 Bach chorales (PyPI wheel) into ~/.cache/polyphony/bach
   train-bach  the pretrained model's recipe: dataset, training (resumable, stops on
           eval loss), bundle into assets/ (hours on 2 cores)

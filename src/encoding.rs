@@ -61,7 +61,8 @@ impl Event {
         })
     }
 
-    fn pitch(self) -> Option<u8> {
+    /// The pitch of a NEW_NOTE or CONTINUED_NOTE.
+    pub fn pitch(self) -> Option<u8> {
         match self {
             Event::NewNote(p) | Event::ContinuedNote(p) => Some(p),
             _ => None,

@@ -23,7 +23,10 @@
 
 use crate::bundle::Weights;
 use crate::encoding::NUM_CLASSES;
-use crate::model::FORGET_BIAS;
+
+/// TensorFlow's `BasicLSTMCell` forget bias, added at run time (here and in
+/// burn's model, [`crate::model`]).
+pub const FORGET_BIAS: f32 = 1.0;
 
 /// Columns per packed panel (two AVX registers).
 pub const PANEL: usize = 16;

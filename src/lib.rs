@@ -47,19 +47,20 @@ pub mod dataset;
 pub mod hparams;
 pub mod bundle;
 pub mod magenta;
+#[cfg(feature = "burn")]
 pub mod model;
 pub mod fused;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod metrics;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod plot;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "burn", not(target_arch = "wasm32")))]
 pub mod train;
 pub mod generate;
 pub mod voices;
 pub mod export;
 pub mod judge;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "burn", not(target_arch = "wasm32")))]
 pub mod bench;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -26,11 +26,10 @@ use crate::bundle::{self, Bundle};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::bundle::{BundleError, BundleMetadata, NamedTensor};
 use crate::encoding::NUM_CLASSES;
+use crate::fused::FORGET_BIAS;
 use crate::hparams::HParams;
 use crate::rng::Rng;
 
-/// TensorFlow's `BasicLSTMCell` forget bias, added at run time.
-pub const FORGET_BIAS: f32 = 1.0;
 
 /// One LSTM layer's weights.
 #[derive(Clone, Debug)]

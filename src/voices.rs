@@ -3,14 +3,18 @@
 //! as such), once, here, for every writer and for the page.
 //!
 //! Notes are taken in the order they start. A held note keeps its voice. At
-//! each onset, where the music has more than one note, a new note above
-//! everything sounding is the soprano's and one below everything the bass's
-//! (when those voices are free): the outer voices are the outer notes. The
+//! each onset a new note above everything it sounds with (what is held,
+//! what starts with it, what starts while it sounds; for a note alone, the
+//! chord it leads into) is the soprano's and one below everything the
+//! bass's, when those voices are free: the outer voices are the outer
+//! notes, even a melody's note that begins alone. The
 //! other new notes, highest first, go to the free voices, highest first, in
 //! the one order-keeping way that moves the voices least (the sum of each
 //! voice's leap from its last pitch); a voice that has not sung yet starts
 //! from the middle of its range. Where more notes start than voices are
 //! free, a new voice is added (the bass stays the lowest note).
+
+use std::cmp::Ordering;
 
 use crate::note_sequence::NoteSequence;
 use crate::step_grid::StepNote;
@@ -28,7 +32,9 @@ pub fn name(v: usize) -> String {
 /// Each note's voice (0 = Soprano, 1 = Alto, ...), in the notes' order.
 pub fn assign(notes: &[StepNote]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..notes.len()).collect();
-    order.sort_by(|&a, &b| notes[a].start.cmp(&notes[b].start).then(notes[b].pitch.cmp(&notes[a].pitch)));
+    // At one onset highest first; in a unison the longer note first, so a
+    // line held on through it keeps its outer voice.
+    order.sort_by(|&a, &b| notes[a].start.cmp(&notes[b].start).then(notes[b].pitch.cmp(&notes[a].pitch)).then(notes[b].end.cmp(&notes[a].end)));
     let mut voice_of = vec![0; notes.len()];
     // Per voice: the step its current note ends, and its last pitch.
     let mut busy_until: Vec<i64> = vec![i64::MIN; NAMES.len()];
@@ -52,17 +58,25 @@ pub fn assign(notes: &[StepNote]) -> Vec<usize> {
             placed.push((note, v));
             free.retain(|&f| f != v);
         };
+        let outer = |i: usize| {
+            let later = order[k..].iter().map(|&j| &notes[j]);
+            let with: Vec<i32> = starting.iter().filter(|&&j| j != i).map(|&j| notes[j].pitch)
+                .chain(held.iter().copied())
+                .chain(later.clone().take_while(|n| n.start < notes[i].end).map(|n| n.pitch))
+                .collect();
+            let next: Vec<i32> = later.skip_while(|n| n.start < notes[i].end).take_while(|n| n.start == notes[i].end).map(|n| n.pitch).collect();
+            outer_side(notes[i].pitch, &with, &next)
+        };
         let mut rest: &[usize] = &starting;
-        if starting.len() + held.len() > 1 {
-            // The outer notes to the outer voices.
-            let (top, bottom) = (notes[starting[0]].pitch, notes[*starting.last().expect("a note")].pitch);
-            if free.contains(&0) && held.iter().all(|&h| h < top) {
-                place(starting[0], 0, &mut free);
-                rest = &rest[1..];
-            }
-            let bass = NAMES.len() - 1;
-            if !rest.is_empty() && free.contains(&bass) && held.iter().all(|&h| h > bottom) && (rest.len() > 1 || starting.len() > 1 || !held.is_empty()) {
-                place(*rest.last().expect("a note"), bass, &mut free);
+        // The outer notes to the outer voices.
+        if free.contains(&0) && outer(starting[0]) == Some(Ordering::Greater) {
+            place(starting[0], 0, &mut free);
+            rest = &rest[1..];
+        }
+        let bass = NAMES.len() - 1;
+        if let Some(&bottom) = rest.last() {
+            if free.contains(&bass) && outer(bottom) == Some(Ordering::Less) {
+                place(bottom, bass, &mut free);
                 rest = &rest[..rest.len() - 1];
             }
         }
@@ -79,6 +93,21 @@ pub fn assign(notes: &[StepNote]) -> Vec<usize> {
         }
     }
     voice_of
+}
+
+/// Whether a note of pitch `p` is above (Greater) or below (Less)
+/// everything it sounds with (`with`: the other new notes, those held,
+/// those starting while it sounds), or, sounding alone, the chord it leads
+/// into (`next`: what starts as it ends); `None` when neither.
+fn outer_side(p: i32, with: &[i32], next: &[i32]) -> Option<Ordering> {
+    let sides = [Ordering::Greater, Ordering::Less];
+    if !with.is_empty() {
+        sides.into_iter().find(|&o| with.iter().all(|&q| p.cmp(&q) == o))
+    } else if next.len() >= 2 {
+        sides.into_iter().find(|&o| next.iter().all(|&q| p.cmp(&q) != o.reverse()))
+    } else {
+        None
+    }
 }
 
 /// The order-keeping matching of `pitches` (highest first) to `voices`
@@ -153,6 +182,20 @@ mod tests {
         // Five at once: a fifth voice, the bass still the lowest.
         assert_eq!(assign(&[n(76, 0, 4), n(72, 0, 4), n(67, 0, 4), n(60, 0, 4), n(48, 0, 4)]), [0, 1, 2, 4, 3]);
         assert_eq!(name(4), "Voice 5");
+    }
+
+    #[test]
+    fn a_note_that_begins_alone_takes_the_outer_voice_of_what_follows() {
+        // A melody's C4 sounds alone, then a chord comes in below it: the soprano's.
+        assert_eq!(assign(&[n(60, 0, 4), n(55, 1, 4), n(48, 1, 4)]), [0, 2, 3]);
+        // A bass note alone with the upper voices coming in above it.
+        assert_eq!(assign(&[n(57, 0, 4), n(64, 2, 4), n(72, 2, 4)]), [3, 1, 0]);
+        // Alone, leading into a chord: its top (repeated) or its bottom.
+        assert_eq!(assign(&[n(60, 0, 4), n(60, 4, 8), n(53, 4, 8), n(48, 4, 8)])[0], 0);
+        assert_eq!(assign(&[n(48, 0, 4), n(72, 4, 8), n(48, 4, 8)])[0], 3);
+        // Alone before and after, or inside the next chord: where it moves least.
+        assert_eq!(assign(&[n(63, 0, 4), n(72, 4, 8), n(48, 4, 8)])[0], 1);
+        assert_eq!(assign(&[n(63, 0, 4), n(65, 4, 8)])[0], 1);
     }
 
     #[test]

@@ -45,6 +45,9 @@ fn js_error(e: impl std::fmt::Display) -> JsError {
 /// Starts burn's wgpu runtime on the browser's WebGPU (once per page; later
 /// calls return at once). Rejects with the reason when the browser has no
 /// WebGPU or no adapter, so the page can stay on the CPU and say why.
+/// Only in the WebGPU package (`--features webgpu`), which the page loads
+/// after its first notes.
+#[cfg(feature = "webgpu")]
 #[wasm_bindgen(js_name = initWebGpu)]
 pub async fn init_webgpu() -> Result<(), JsValue> {
     let has_gpu = js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
@@ -53,7 +56,7 @@ pub async fn init_webgpu() -> Result<(), JsValue> {
     if !has_gpu {
         return Err(JsError::new("this browser has no WebGPU (navigator.gpu is missing)").into());
     }
-    generate::backend::start_webgpu().await.map_err(|e| js_error(e).into())
+    generate::device::start_webgpu().await.map_err(|e| js_error(e).into())
 }
 
 /// The library version, so the page can show which build it runs.
@@ -178,7 +181,8 @@ impl Model {
     }
 
     /// Uploads the weights to the WebGPU device ([`init_webgpu`] first), so
-    /// that `"webgpu"` becomes a backend of this model.
+    /// that `"webgpu"` becomes a backend of this model (WebGPU package only).
+    #[cfg(feature = "webgpu")]
     #[wasm_bindgen(js_name = useWebGpu)]
     pub fn use_webgpu(&mut self) -> Result<(), JsError> {
         self.engine.put_on_gpu().map_err(js_error)

@@ -937,7 +937,7 @@ fn harmonizing_puts_the_melody_on_top_for_exactly_its_length() {
         assert_eq!(encoding::num_steps(&output.events), 32, "the melody's length, nothing prepended");
         let (notes, _) = encoding::decode_steps(&output.events);
         for m in &melody_notes {
-            assert!(notes.iter().any(|n| n.pitch == m.pitch && n.start == m.start), "the melody's {} at {}", m.pitch, m.start);
+            assert!(notes.iter().any(|n| (n.pitch, n.start, n.end) == (m.pitch, m.start, m.end)), "the melody's {} at {}..{}, uncut: {notes:?}\n{:?}", m.pitch, m.start, m.end, output.events);
             for step in m.start..m.end {
                 let top = notes.iter().filter(|n| n.start <= step && step < n.end).map(|n| n.pitch).max();
                 assert_eq!(top, Some(m.pitch), "the melody is on top at step {step}");
@@ -961,7 +961,7 @@ fn harmonizing_a_bass_line_writes_the_voices_above_it() {
         assert_eq!(encoding::num_steps(&output.events), 32);
         let (notes, _) = encoding::decode_steps(&output.events);
         for b in &line {
-            assert!(notes.iter().any(|n| n.pitch == b.pitch && n.start == b.start), "the bass {} at {}", b.pitch, b.start);
+            assert!(notes.iter().any(|n| (n.pitch, n.start, n.end) == (b.pitch, b.start, b.end)), "the bass {} at {}..{}, uncut", b.pitch, b.start, b.end);
             for step in b.start..b.end {
                 let sounding: Vec<i32> = notes.iter().filter(|n| n.start <= step && step < n.end).map(|n| n.pitch).collect();
                 assert_eq!(sounding.iter().min(), Some(&b.pitch), "the bass is lowest at step {step}");

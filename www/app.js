@@ -24,7 +24,7 @@ import { requestMidi, bindOutputs, bindInputs } from './midi-io.js';
 import { renderCard, modelName } from './card.js';
 import { loadState, saveState } from './store.js';
 import { generate as generateOutputs, BackendError } from './generator.js';
-import { Backends, LABELS } from './backend.js';
+import { Backends, LABELS, makeModel } from './backend.js';
 import { runBench, firstNoteMs, benchTable } from './bench.js';
 
 const BUNDLE_URL = new URL('../assets/bach-chorales.bundle', import.meta.url);
@@ -64,7 +64,7 @@ const els = {
 };
 
 let wasm = null; // the wasm module's exports
-let model = null; // { model: wasm Model, name, card }
+let model = null; // { model: the CPU package's Model, name, card, bytes, fileName }
 let generation = null; // { cancelled } while generating
 const player = new Player();
 const saved = loadState();
@@ -271,11 +271,11 @@ function fetchWithProgress(url) {
  * model stays loaded.
  */
 function useModel(bytes, fileName) {
-  const next = /\.mag$/i.test(fileName) ? wasm.Model.fromMag(bytes, fileName) : wasm.Model.fromBytes(bytes);
+  const next = makeModel(wasm, bytes, fileName);
   const card = next.card();
   if (backends.webgpuReady) {
     try {
-      next.useWebGpu();
+      backends.adopt(bytes, fileName);
     } catch (err) {
       backends.lose(`WebGPU could not take the model: ${errorMessage(err)}`);
       showBackends();
@@ -283,7 +283,7 @@ function useModel(bytes, fileName) {
   }
   if (generation) cancelGeneration();
   model?.model.free();
-  model = { model: next, name: modelName(fileName), card };
+  model = { model: next, name: modelName(fileName), card, bytes, fileName };
   renderCard(card, fileName, { title: els.cardTitle, facts: els.cardFacts });
   els.card.hidden = false;
   setGenerating(false);
@@ -296,7 +296,7 @@ function useModel(bytes, fileName) {
 /** Tries WebGPU, times it against the CPU, and shows the outcome. */
 async function setUpBackends() {
   els.backendStatus.textContent = 'Backend: CPU (wasm) — trying WebGPU…';
-  if (await backends.startWebGpu(wasm, model.model)) {
+  if (await backends.startWebGpu(model.bytes, model.fileName)) {
     els.backendStatus.textContent = 'Backend: CPU (wasm) — timing CPU and WebGPU…';
   }
   await backends.time(model.model);
@@ -388,7 +388,7 @@ async function run(request, draw) {
   setGenerating(true);
   const started = performance.now();
   const attempt = (backend) =>
-    generateOutputs(model.model, backend, request.options, request.primer, request.primerSteps, {
+    generateOutputs(backends.modelFor(backend, model.model), backend, request.options, request.primer, request.primerSteps, {
       isCancelled: () => state.cancelled,
       onProgress: ({ fraction, partial }) => {
         els.genProgress.value = fraction;
@@ -596,7 +596,7 @@ async function bench(firstNote) {
   els.generate.disabled = els.harmonize.disabled = true;
   try {
     const params = new URLSearchParams(location.search);
-    const rows = await runBench(model.model, {
+    const rows = await runBench((backend) => backends.modelFor(backend, model.model), {
       steps: Number(params.get('steps')) || undefined,
       backends: params.get('backends')?.split(','),
       webgpu: backends.webgpuReady,

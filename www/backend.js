@@ -4,6 +4,11 @@
 // a few warm steps and the faster is used, unless the person picks one.
 // WebGPU that is missing, fails to start or fails mid-generation leaves the
 // CPU in charge, and the page says why.
+//
+// The page's first package (pkg/) is the fused CPU step alone, so the first
+// notes need only it. burn's WebGPU runtime is a second package
+// (pkg-webgpu/, with a copy of the model of its own), downloaded after the
+// page is ready and only when the browser has WebGPU.
 
 export const LABELS = { cpu: 'CPU (wasm)', webgpu: 'WebGPU' };
 
@@ -13,6 +18,17 @@ const WARMUP_STEPS = 3;
 const TIMED_STEPS = 8;
 /** How long WebGPU may take to start before the page gives up on it. */
 const START_TIMEOUT_MS = 30_000;
+
+const WEBGPU_PACKAGE = new URL('../pkg-webgpu/polyphony.js', import.meta.url);
+const WEBGPU_WASM = new URL('../pkg-webgpu/polyphony_bg.wasm', import.meta.url);
+
+/**
+ * A package's model of bundle bytes, or of the original's `.mag` (converted
+ * in wasm); throws naming what is wrong with the file.
+ */
+export function makeModel(wasm, bytes, fileName) {
+  return /\.mag$/i.test(fileName) ? wasm.Model.fromMag(bytes, fileName) : wasm.Model.fromBytes(bytes);
+}
 
 /** Resolves after the browser has had a turn (repaint, input, timers). */
 export const yieldToBrowser = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -56,18 +72,26 @@ export class Backends {
   }
 
   /**
-   * Starts WebGPU (once per page) and puts `model` on it; false, with
-   * `webgpuProblem` saying why, when that fails.
+   * Downloads the WebGPU package, starts WebGPU (once per page) and puts the
+   * model of `bytes` on it; false, with `webgpuProblem` saying why, when that
+   * fails. Without WebGPU in the browser nothing is downloaded.
    */
-  async startWebGpu(wasm, model) {
+  async startWebGpu(bytes, fileName) {
     if (this.webgpuProblem) return false;
     try {
+      if (!navigator.gpu) throw new Error('this browser has no WebGPU (navigator.gpu is missing)');
       let timer;
       const timeout = new Promise((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer in ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
       });
-      await Promise.race([wasm.initWebGpu(), timeout]).finally(() => clearTimeout(timer));
-      model.useWebGpu();
+      const start = async () => {
+        const gpuWasm = await import(WEBGPU_PACKAGE);
+        await gpuWasm.default({ module_or_path: WEBGPU_WASM });
+        await gpuWasm.initWebGpu();
+        return gpuWasm;
+      };
+      this.gpuWasm = await Promise.race([start(), timeout]).finally(() => clearTimeout(timer));
+      this.adopt(bytes, fileName);
       this.webgpuReady = true;
       return true;
     } catch (err) {
@@ -76,11 +100,25 @@ export class Backends {
     }
   }
 
-  /** Times each usable backend on `model` and picks the faster. */
-  async time(model) {
+  /** Puts the model of `bytes` on WebGPU in place of the one there (throws when it cannot). */
+  adopt(bytes, fileName) {
+    const next = makeModel(this.gpuWasm, bytes, fileName);
+    next.useWebGpu();
+    this.gpuModel?.free();
+    this.gpuModel = next;
+  }
+
+  /** The model that runs on `backend`: the CPU package's, or the WebGPU package's copy. */
+  modelFor(backend, cpuModel) {
+    return backend === 'webgpu' ? this.gpuModel : cpuModel;
+  }
+
+  /** Times each usable backend (the CPU on `cpuModel`) and picks the faster. */
+  async time(cpuModel) {
     const names = this.webgpuReady ? ['cpu', 'webgpu'] : ['cpu'];
     for (const name of names) {
       try {
+        const model = this.modelFor(name, cpuModel);
         this.msPerStep[name] = (await timeSteps(model, name, 1, WARMUP_STEPS, TIMED_STEPS)) / TIMED_STEPS;
       } catch (err) {
         if (name === 'webgpu') this.lose(`WebGPU failed while timing: ${err instanceof Error ? err.message : err}`);
@@ -93,6 +131,8 @@ export class Backends {
   lose(reason) {
     this.webgpuProblem = reason;
     this.webgpuReady = false;
+    this.gpuModel?.free();
+    this.gpuModel = null;
     delete this.msPerStep.webgpu;
   }
 

@@ -35,16 +35,17 @@ export async function firstNoteMs(model) {
 
 /**
  * Times each backend (`backends`: names, default every available one;
+ * `modelFor(backend)` the model that runs there;
  * WebGPU only when `webgpu` says the model is on it) at every batch size.
  * WebGPU steps include sampling on the device and reading the choices back,
  * as in a generation; CPU steps are the network alone.
  */
-export async function runBench(model, { steps = BENCH_STEPS, batches = BENCH_BATCHES, backends = ['cpu', 'webgpu'], webgpu = false } = {}) {
+export async function runBench(modelFor, { steps = BENCH_STEPS, batches = BENCH_BATCHES, backends = ['cpu', 'webgpu'], webgpu = false } = {}) {
   const rows = [];
   for (const backend of backends) {
     if (!(backend in LABELS) || (backend === 'webgpu' && !webgpu)) continue;
     for (const batch of batches) {
-      const total_ms = await timeSteps(model, backend, batch, WARMUP_STEPS, steps);
+      const total_ms = await timeSteps(modelFor(backend), backend, batch, WARMUP_STEPS, steps);
       rows.push({ backend: LABELS[backend], batch, steps, total_ms, ms_per_step: total_ms / steps });
       await yieldToBrowser();
     }

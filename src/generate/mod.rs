@@ -11,7 +11,8 @@
 //! - [`primer`]: any primer as step-grid notes and as the model's events;
 //! - [`rules`]: what a row may sample next (every decoding constraint);
 //! - [`session`]: the batch, injection, sampling and beam search;
-//! - [`backend`]: where the network runs (fused CPU step, burn on a GPU).
+//! - [`backend`]: where the network runs (the fused CPU step, or burn on a
+//!   GPU: [`device`], with the `burn` feature).
 //!
 //! Behaviour follows the original's `PolyphonyRnnSequenceGenerator`:
 //! - the primer becomes a polyphonic event stream (pitches: one chord a
@@ -48,14 +49,20 @@
 //! with an error instead of running on.
 
 pub mod backend;
+#[cfg(feature = "burn")]
+pub mod device;
 pub mod primer;
 pub mod request;
 pub mod rules;
 pub mod session;
 
-pub use backend::{Backend, BurnStep, Engine, Net, StepModel, choices, generate};
+pub use backend::{Backend, Engine, Net, StepModel, generate};
 #[cfg(not(target_arch = "wasm32"))]
-pub use backend::{generate_on_device, run};
+pub use backend::run;
+#[cfg(feature = "burn")]
+pub use device::{BurnStep, choices};
+#[cfg(all(feature = "burn", not(target_arch = "wasm32")))]
+pub use device::generate_on_device;
 pub use primer::{PrimerEvents, PrimerNotes, primer_events, primer_notes};
 pub use request::{GenerateError, GenerateOptions, Output, Primer, parse_python_list};
 pub use rules::drop_orphan_continuations;

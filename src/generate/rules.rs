@@ -16,6 +16,11 @@
 //!   pitches may only end;
 //! - **a kept bass** (harmonizing a bass line): the line's note is written
 //!   last in each step, and nothing may go below it;
+//! - **a kept line's pitch is its own**: in a step where a kept (injected)
+//!   line sounds a pitch, no other voice strikes or holds that pitch, and no
+//!   other voice holds on a pitch the line has just left. Two voices on one
+//!   pitch are one pitch in the stream, so decoding could not tell which
+//!   note is the line's: it would cut the kept note short or draw it longer;
 //! - **a key** (`key` with `key_prior` < 1): a NEW_NOTE outside the key's
 //!   scale is that many times less likely (chromatic notes stay possible);
 //! - **strict four-part writing** (`part_writing`): when the last step had
@@ -80,6 +85,10 @@ pub struct RowState {
     /// The pitch the step's bass will have, when a bass line is kept (it
     /// is written last): nothing may go below it, and it takes a voice.
     floor: Option<u8>,
+    /// The kept line's events in this step (see [`RowState::keep_line`]).
+    kept: Vec<Event>,
+    /// The kept line's pitches in the last step.
+    kept_last: Vec<u8>,
 }
 
 impl RowState {
@@ -94,6 +103,7 @@ impl RowState {
             self.last_step = step;
             self.events_in_step = 0;
             self.floor = None;
+            self.kept_last = std::mem::take(&mut self.kept).into_iter().filter_map(Event::pitch).collect();
             return true;
         }
         self.events_in_step += 1;
@@ -111,9 +121,15 @@ impl RowState {
         true
     }
 
-    /// The kept bass line's pitch in this step (see the field).
-    pub fn set_floor(&mut self, floor: Option<u8>) {
-        self.floor = floor;
+    /// The kept line's events for this step (given before the step is
+    /// written): its pitches are no other voice's (see the module
+    /// documentation), and a kept bass, which is written last, is the
+    /// step's floor.
+    pub fn keep_line(&mut self, events: &[Event], bass: bool) {
+        self.kept = events.to_vec();
+        if bass {
+            self.floor = events.iter().filter_map(|e| e.pitch()).min();
+        }
     }
 
     /// Events read since the last STEP_END (ignored ones too).
@@ -158,6 +174,14 @@ impl RowState {
         for &p in self.to_continue.iter().filter(|&&p| (floor..=ceiling).contains(&p)) {
             bias[Event::ContinuedNote(p).class()] = 0.0;
         }
+        // The line's own events are forced, never sampled: this binds the others.
+        for p in self.kept.iter().filter_map(|e| e.pitch()) {
+            bias[Event::NewNote(p).class()] = f32::NEG_INFINITY;
+            bias[Event::ContinuedNote(p).class()] = f32::NEG_INFINITY;
+        }
+        for &p in &self.kept_last {
+            bias[Event::ContinuedNote(p).class()] = f32::NEG_INFINITY;
+        }
     }
 
     fn distinct_current(&self) -> usize {
@@ -182,10 +206,6 @@ impl RowState {
                 bias[Event::NewNote(p).class()] = f32::NEG_INFINITY;
                 bias[Event::ContinuedNote(p).class()] = f32::NEG_INFINITY;
             }
-        }
-        // A pitch already written is its own voice again (a unison), never a new one.
-        for &p in &above {
-            bias[Event::NewNote(p).class()] = bias[Event::NewNote(p).class()].min(0.0);
         }
     }
 
@@ -278,6 +298,38 @@ mod tests {
         assert!(allows(&r, &s, ContinuedNote(67)));
         let full = state(&[Start, NewNote(72), NewNote(67), NewNote(60)]);
         assert!(!allows(&r, &full, NewNote(55)) && allows(&r, &full, StepEnd), "three voices: only the end");
+    }
+
+    #[test]
+    fn a_kept_lines_pitch_is_no_other_voices() {
+        use Event::*;
+        let r = grammar();
+        // The melody's 64 goes on into this step: another voice may not
+        // start a new 64, which would cut it.
+        let mut s = state(&[Start, NewNote(64), NewNote(60), StepEnd]);
+        s.keep_line(&[ContinuedNote(64)], false);
+        s.accept(ContinuedNote(64));
+        assert!(!allows(&r, &s, NewNote(64)) && allows(&r, &s, NewNote(62)));
+        // The melody strikes 60 again: the other 60 may not be held into it,
+        // nor doubled.
+        let mut s = state(&[Start, NewNote(64), NewNote(60), StepEnd]);
+        s.keep_line(&[NewNote(60)], false);
+        s.accept(NewNote(60));
+        assert!(!allows(&r, &s, ContinuedNote(60)) && !allows(&r, &s, NewNote(60)) && allows(&r, &s, ContinuedNote(64)));
+        // The melody leaves 64 for 67: nobody holds the 64 on.
+        let mut s = state(&[Start, NewNote(64), NewNote(60), StepEnd]);
+        s.keep_line(&[NewNote(64)], false);
+        s.accept(NewNote(64));
+        s.accept(StepEnd);
+        s.keep_line(&[NewNote(67)], false);
+        s.accept(NewNote(67));
+        assert!(!allows(&r, &s, ContinuedNote(64)) && allows(&r, &s, NewNote(64)));
+        // A kept bass continuing 48: nothing below it, and no new 48 above it.
+        let mut s = state(&[Start, NewNote(60), NewNote(48), StepEnd]);
+        s.keep_line(&[ContinuedNote(48)], true);
+        assert!(!allows(&r, &s, NewNote(48)) && !allows(&r, &s, NewNote(47)) && allows(&r, &s, NewNote(55)));
+        s.accept(StepEnd);
+        assert!(allows(&r, &s, NewNote(48)), "the next step is free again");
     }
 
     #[test]

@@ -272,16 +272,12 @@ impl Session {
     }
 
     /// Puts the primer's events for the row's current step into its stream
-    /// (a kept bass line waits for the step's end: its floor is set).
+    /// (a kept bass line waits for the step's end) and tells the rules.
     fn inject_step(&mut self, r: usize) {
         let Some(events) = self.injected(r).map(<[Event]>::to_vec) else { return };
-        if self.bass_kept() {
-            let floor = events.iter().filter_map(|e| match *e {
-                Event::NewNote(p) | Event::ContinuedNote(p) => Some(p),
-                _ => None,
-            });
-            self.rows[r].state.set_floor(floor.min());
-        } else {
+        let bass = self.bass_kept();
+        self.rows[r].state.keep_line(&events, bass);
+        if !bass {
             self.rows[r].events.extend_from_slice(&events);
         }
     }

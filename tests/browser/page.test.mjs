@@ -264,6 +264,15 @@ test('the page loads the bundled model, shows its card, then times CPU and WebGP
   const readyMs = await page.evaluate(() => window.polyphonyReadyMs);
   console.log(`  navigation to ready: ${readyMs} ms`);
   await waitBackends();
+  // The first notes need only the CPU package: the WebGPU one comes after.
+  const resources = await page.evaluate(() =>
+    performance.getEntriesByType('resource').map((r) => ({ url: r.name, start: r.startTime, bytes: r.encodedBodySize })),
+  );
+  const webgpu = resources.filter((r) => r.url.includes('/pkg-webgpu/'));
+  assert.ok(webgpu.length > 0, 'the WebGPU package was fetched (this browser has WebGPU)');
+  for (const r of webgpu) assert.ok(r.start >= readyMs, `${r.url} fetched at ${r.start} ms, before the page was ready (${readyMs} ms)`);
+  const first = resources.filter((r) => r.start < readyMs);
+  console.log(`  before ready: ${first.length} files, ${(first.reduce((a, r) => a + r.bytes, 0) / 1e6).toFixed(2)} MB uncompressed`);
   const backend = await page.textContent('#backend-status');
   console.log(`  ${backend}`);
   // Both timed; SwiftShader's WebGPU emulates a GPU on the CPU, so the CPU wins here.
@@ -611,6 +620,7 @@ const NO_WEBGPU = [
     what: 'no navigator.gpu',
     script: () => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined }),
     says: /^Backend: CPU \(wasm\) \(WebGPU did not start: this browser has no WebGPU/,
+    fetchesWebGpuPackage: false,
   },
   {
     what: 'no adapter',
@@ -618,15 +628,18 @@ const NO_WEBGPU = [
       if (window.GPU) GPU.prototype.requestAdapter = async () => null;
     },
     says: /^Backend: CPU \(wasm\) \(WebGPU did not start: \S/,
+    fetchesWebGpuPackage: true,
   },
 ];
 
-for (const { what, script, says } of NO_WEBGPU) {
+for (const { what, script, says, fetchesWebGpuPackage } of NO_WEBGPU) {
   test(`without WebGPU (${what}) the page says so, offers only the CPU and generates there`, async () => {
     const other = await context.newPage();
     const errors = [];
     other.on('pageerror', (err) => errors.push(err.message));
     other.on('console', (msg) => msg.type() === 'error' && errors.push(msg.text()));
+    const webgpuPackage = [];
+    other.on('request', (req) => /\/pkg-webgpu\//.test(req.url()) && webgpuPackage.push(req.url()));
     try {
       await other.addInitScript(script);
       await other.goto(`${server.url}/www/`);
@@ -642,6 +655,8 @@ for (const { what, script, says } of NO_WEBGPU) {
       await other.fill('#options input[name=num_steps]', '16');
       assert.match(await generateAndWait(other), /^2 outputs in \d+\.\d\d s on CPU \(wasm\)$/);
       assert.deepEqual(errors, []);
+      // The WebGPU package (3 MB) is fetched only where there is WebGPU to try.
+      assert.equal(webgpuPackage.length > 0, fetchesWebGpuPackage, webgpuPackage.join(', '));
     } finally {
       await other.close();
     }
@@ -687,7 +702,7 @@ test('a melody is harmonized by default: on top in every step, its own length, f
         const top = Math.max(...notes.filter((n) => n.start <= step && step < n.end).map((n) => n.pitch));
         assert.equal(top, m.pitch, `output ${i + 1}: the melody on top at step ${step}`);
       }
-      assert.ok(notes.some((n) => n.pitch === m.pitch && n.start === m.start && n.voice === 0), 'the melody is the soprano');
+      assert.ok(notes.some((n) => n.pitch === m.pitch && n.start === m.start && n.voice === 0), `output ${i + 1}: the melody's ${m.pitch} at ${m.start} is the soprano's: ${JSON.stringify(notes)}`);
     }
     assert.ok(new Set(notes.map((n) => n.voice)).size >= 3, 'voices under the melody');
   }
@@ -772,7 +787,7 @@ test('Keep soprano writes the other voices again around the same soprano', async
   await page.click('#results li:nth-child(3) button.keep-soprano');
   await page.waitForFunction(() => !document.querySelector('#results li:nth-child(3) button.undo').disabled, null, { timeout: LOAD_TIMEOUT_MS });
   const after = await resultNotes(2);
-  assert.deepEqual(soprano(after), soprano(before));
+  assert.deepEqual(soprano(after), soprano(before), `after: ${JSON.stringify(after)}\nbefore: ${JSON.stringify(before)}`);
   assert.notDeepEqual(after, before);
 });
 
