@@ -59,22 +59,28 @@ pub fn read_musicxml(bytes: &[u8], reading: Reading) -> Result<NoteSequence> {
 pub fn read_mxl(bytes: &[u8], reading: Reading) -> Result<NoteSequence> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| err(format!("not a zip archive (.mxl): {e}")))?;
-    let container = read_entry(&mut archive, "META-INF/container.xml")
-        .map_err(|_| err("Unable to locate main .xml file in compressed archive (no META-INF/container.xml)"))?;
+    let container = read_entry(&mut archive, "META-INF/container.xml")?
+        .ok_or_else(|| err("Unable to locate main .xml file in compressed archive (no META-INF/container.xml)"))?;
     let container_text = decode_text(&container)?;
     let container_doc = parse_xml(&container_text)?;
     let root_file = root_file_path(container_doc.root_element())?;
-    let score = read_entry(&mut archive, &root_file)
-        .map_err(|_| err(format!("score file {root_file} not found in zip archive")))?;
+    let score = read_entry(&mut archive, &root_file)?
+        .ok_or_else(|| err(format!("score file {root_file} not found in zip archive")))?;
     read_musicxml(&score, reading)
 }
 
 /// An entry's bytes, inflated up to [`crate::limits::MAX_INFLATED_BYTES`]
-/// (a small archive can hold an entry that inflates to gigabytes).
-fn read_entry(archive: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>, name: &str) -> Result<Vec<u8>> {
+/// (a small archive can hold an entry that inflates to gigabytes);
+/// `Ok(None)` when the archive has no such entry. Errors name the entry:
+/// one that cannot be read or inflates past the limit is not "not found".
+fn read_entry(archive: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>, name: &str) -> Result<Option<Vec<u8>>> {
     let limit = crate::limits::MAX_INFLATED_BYTES;
     let too_large = |size: u64| err(format!("{name}: {}", crate::limits::LimitError { what: "the inflated size in bytes", found: size.into(), limit: limit.into() }));
-    let entry = archive.by_name(name).map_err(|e| err(format!("{name}: {e}")))?;
+    let entry = match archive.by_name(name) {
+        Ok(entry) => entry,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(err(format!("{name}: {e}"))),
+    };
     if entry.size() > limit {
         return Err(too_large(entry.size()));
     }
@@ -86,7 +92,7 @@ fn read_entry(archive: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>, name: &str)
     if data.len() as u64 > limit {
         return Err(too_large(data.len() as u64));
     }
-    Ok(data)
+    Ok(Some(data))
 }
 
 /// The score's path inside the archive. Like the original: the one rootfile

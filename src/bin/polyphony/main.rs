@@ -457,7 +457,11 @@ fn generate_options(args: &GenerateArgs) -> Result<GenerateOptions, String> {
     } else if let Some(text) = &args.primer_melody {
         Primer::Melody(parse_python_list(text).map_err(|e| format!("--primer_melody: {e}"))?)
     } else if let Some(path) = &args.primer_midi {
-        Primer::Sequence(music_file::read_music_file(path).map_err(|e| at(path)(&e))?)
+        let primer = Primer::Sequence(music_file::read_music_file(path).map_err(|e| at(path)(&e))?);
+        // Checked here too, so that a refusal (a piece longer than an
+        // output may be, ...) names the file.
+        polyphony::generate::primer_notes(&primer).map_err(|e| at(path)(&e))?;
+        primer
     } else {
         Primer::None
     };
