@@ -4,6 +4,8 @@
 #   ./build.sh serve   build everything, serve the page at http://localhost:${PORT:-8000}/www/
 #   ./build.sh test    run every test (native cargo tests, then the page in headless Chromium)
 #   ./build.sh wasm    build the wasm package into pkg/ only
+#   ./build.sh dist [DIR]  the page as a static site in DIR (default dist/), see README.md
+#   ./build.sh serve-dist [DIR]  build it, serve it as a static host would
 #   ./build.sh corpus  fetch the Bach chorales (music21 wheel from PyPI)
 #
 # It installs what is missing (Debian packages, wasm-bindgen-cli, npm packages)
@@ -290,26 +292,28 @@ cmd_train_bach() {
   bundle_bach "$bin" "$data" "$run"
 }
 
-# The run's best checkpoint as assets/bach-chorales.bundle: f16 if its eval
-# loss is within 0.5% of f32's, else f32.
+# The run's best checkpoint as assets/bach-chorales.bundle, stored as the
+# smallest of int8, f16 and f32 whose eval loss is within 0.5% of f32's.
 bundle_bach() {
   local bin=$1 data=$2 run=$3
-  say "Writing assets/bach-chorales.bundle: f16 if its eval loss is within 0.5% of f32's"
+  say "Writing assets/bach-chorales.bundle: the smallest of int8, f16, f32 whose eval loss is within 0.5% of f32's"
   local description="Polyphony RNN (3x256 LSTM) trained on the music21 Bach chorales"
-  local precision loss32 loss16
-  for precision in f32 f16; do
+  local precision flag loss32 loss shipped=f32
+  for precision in f32 f16 int8; do
+    case $precision in f16) flag=--half ;; int8) flag=--int8 ;; *) flag= ;; esac
     "$bin" bundle --run_dir "$run" --output "$run/bach-chorales.$precision.bundle" \
-      --bundle_description "$description" $([ "$precision" = f16 ] && echo --half)
+      --bundle_description "$description" $flag
     # To a file, then its head: `| tee | head` can die of SIGPIPE under pipefail.
     "$bin" evaluate --bundle_file "$run/bach-chorales.$precision.bundle" \
       --sequence_example_file "$data/eval_poly_tracks.polyds" > "$run/eval.$precision.txt"
     head -n 2 "$run/eval.$precision.txt"
+    loss=$(awk '/^loss /{print $2}' "$run/eval.$precision.txt")
+    [ "$precision" = f32 ] && loss32=$loss
+    if awk -v a="$loss32" -v b="$loss" 'BEGIN { exit !(b <= a * 1.005) }'; then shipped=$precision; fi
+    info "eval loss $precision: $loss"
   done
-  loss32=$(awk '/^loss /{print $2}' "$run/eval.f32.txt")
-  loss16=$(awk '/^loss /{print $2}' "$run/eval.f16.txt")
-  if awk -v a="$loss32" -v b="$loss16" 'BEGIN { exit !(b <= a * 1.005) }'; then precision=f16; else precision=f32; fi
-  cp "$run/bach-chorales.$precision.bundle" assets/bach-chorales.bundle
-  info "eval loss f32 $loss32, f16 $loss16: shipped $precision as assets/bach-chorales.bundle"
+  cp "$run/bach-chorales.$shipped.bundle" assets/bach-chorales.bundle
+  info "shipped $shipped as assets/bach-chorales.bundle (f32's eval loss $loss32)"
   # The binary carries the default bundle: rebuild it, or `polyphony generate`
   # without --bundle_file would still use the old one.
   build_native
@@ -318,6 +322,41 @@ bundle_bach() {
 cmd_wasm() {
   prepare wasm
   build_wasm
+}
+
+# The wasm packages, rebuilt only when a source is newer than one of them:
+# dist copies them, and rebuilding pkg/ under a running page or test would
+# pull it from under them.
+ensure_wasm_fresh() {
+  local out
+  for out in pkg pkg-webgpu; do
+    if [ ! -f "$out/polyphony.js" ] || [ ! -f "$out/polyphony_bg.wasm" ] ||
+       [ -n "$(find src Cargo.toml Cargo.lock -newer "$out/polyphony_bg.wasm" -print -quit)" ]; then
+      info "$out/ is missing or older than src/: building the wasm packages"
+      prepare wasm
+      build_wasm
+      return
+    fi
+  done
+  info "pkg/ and pkg-webgpu/ are up to date: copied as they are"
+}
+
+# The page as a static site (tools/dist.mjs): hashed names, .gz and .br beside
+# each file, the service worker's file list; prints the download sizes.
+cmd_dist() {
+  local out=${1:-dist}
+  prepare node
+  say "Writing the page as a static site to $out/ (tools/dist.mjs)"
+  ensure_wasm_fresh
+  node tools/dist.mjs --out "$out"
+}
+
+cmd_serve_dist() {
+  local out=${1:-dist}
+  cmd_dist "$out"
+  say "Serving $out/ on 127.0.0.1:$PORT as a static host would (hashed names immutable; Ctrl-C to stop)"
+  info "Open http://localhost:$PORT/"
+  exec node tests/browser/static-server.mjs --root "$out" --host 127.0.0.1 --port "$PORT" --dist
 }
 
 cmd_serve() {
@@ -372,7 +411,14 @@ music21_check() {
   "$VENV/bin/python" tests/music21/check_outputs.py "$NATIVE_TARGET_DIR/release/polyphony" "$work"
   rm -rf "$work"
 }
-browser_tests() { node tests/browser/page.test.mjs; }
+# page.test.mjs on the dev tree, then offline.test.mjs, which builds two dist
+# folders of its own (copies of pkg/: no wasm rebuild) and tests them.
+browser_tests() {
+  local rc=0
+  node tests/browser/page.test.mjs || rc=1
+  node tests/browser/offline.test.mjs || rc=1
+  return "$rc"
+}
 
 cmd_test() {
   local start=$SECONDS
@@ -407,11 +453,16 @@ Usage: ./build.sh <command>
   test    run every test: cargo test --release, then build the wasm package
           and run the headless-browser tests in tests/browser/
   wasm    build the wasm packages into pkg/ (CPU) and pkg-webgpu/ only
+  dist [DIR]  the page as a static site in DIR (default dist/): content-hashed
+          names, .gz and .br beside each file, service worker and manifest;
+          prints the download sizes (wasm rebuilt only if older than src/)
+  serve-dist [DIR]  dist, then serve it at http://localhost:\${PORT:-8000}/ with a
+          static host's headers (immutable hashed names, COOP/COEP)
   corpus  fetch the music21 Bach chorales (PyPI wheel) into ~/.cache/polyphony/bach
   train-bach  the pretrained model's recipe: dataset, training (resumable, stops on
           eval loss), bundle into assets/ (hours on 2 cores)
   bundle-bach the last step of train-bach alone: the run's best checkpoint into
-          assets/bach-chorales.bundle (f16 if within 0.5% of f32's eval loss)
+          assets/bach-chorales.bundle (int8, else f16, if within 0.5% of f32's eval loss)
 
 Installs what is missing (Debian rustc-web & co, chromium, wasm-bindgen-cli,
 npm playwright-core) and says so. Caches: CARGO_TARGET_DIR (default
@@ -423,6 +474,8 @@ case "${1:-}" in
   serve) cmd_serve ;;
   test) cmd_test ;;
   wasm) cmd_wasm ;;
+  dist) cmd_dist "${2:-}" ;;
+  serve-dist) cmd_serve_dist "${2:-}" ;;
   corpus) cmd_corpus ;;
   train-bach) cmd_train_bach ;;
   bundle-bach) cmd_bundle_bach ;;

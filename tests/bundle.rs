@@ -138,6 +138,52 @@ fn f32_round_trip_is_bit_exact_and_deterministic() {
 }
 
 #[test]
+fn int8_keeps_each_row_within_half_a_step_of_its_scale_in_a_quarter_of_the_size() {
+    let original = sample_bundle(HParams::default());
+    let full = to_bytes(&original, Precision::F32);
+    let int8 = to_bytes(&original, Precision::Int8);
+    let ratio = int8.len() as f64 / full.len() as f64;
+    assert!((0.25..0.27).contains(&ratio), "int8 is {ratio} of f32");
+
+    let loaded = from_bytes(&int8).unwrap();
+    assert_eq!(loaded.metadata, original.metadata);
+    for tensor in original.weights().tensors() {
+        let back = loaded.tensor(&tensor.name).unwrap();
+        assert_eq!(back.shape, tensor.shape);
+        let columns = *tensor.shape.last().unwrap();
+        for (row, back_row) in tensor.data.chunks(columns).zip(back.data.chunks(columns)) {
+            // A matrix row: steps of max/127; a bias (F16): relative 2^-11.
+            let step = if tensor.shape.len() == 2 { row.iter().fold(0.0f32, |m, x| m.max(x.abs())) / 127.0 } else { 0.0 };
+            for (&x, &y) in row.iter().zip(back_row) {
+                let allowed = (step / 2.0).max(x.abs() * 2f32.powi(-11)) * 1.0001 + 1e-7;
+                assert!((x - y).abs() <= allowed, "{}: {x} came back as {y} (step {step})", tensor.name);
+            }
+        }
+    }
+    // Python's safetensors reads it too: the scales are ordinary tensors.
+    let (_, header) = safetensors::SafeTensors::read_metadata(&int8).unwrap();
+    let kernel = header.info(&lstm_kernel_name(0)).unwrap();
+    assert_eq!(kernel.dtype, safetensors::Dtype::I8);
+    assert!(header.info(&format!("{}.scale", lstm_kernel_name(0))).is_some());
+}
+
+#[test]
+fn int8_without_its_scales_is_refused() {
+    let bytes = to_bytes(&sample_bundle(hparams(&[8])), Precision::Int8);
+    // One matrix's scales renamed away; the name still sorts where it did,
+    // so the checksum holds and only the pairing is wrong.
+    let (header_len, _) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let json = std::str::from_utf8(&bytes[8..8 + header_len]).unwrap();
+    let renamed = json.replacen(&format!("\"{DENSE_WEIGHTS}.scale\""), &format!("\"{DENSE_WEIGHTS}.scalf\""), 1);
+    assert_ne!(renamed, json);
+    let mut damaged = (renamed.len() as u64).to_le_bytes().to_vec();
+    damaged.extend_from_slice(renamed.as_bytes());
+    damaged.extend_from_slice(&bytes[8 + header_len..]);
+    let message = from_bytes(&damaged).unwrap_err().to_string();
+    assert!(message.contains(&format!("int8 tensor {DENSE_WEIGHTS} has no {DENSE_WEIGHTS}.scale")), "{message}");
+}
+
+#[test]
 fn f16_round_trip_keeps_half_precision_in_half_the_size() {
     let original = sample_bundle(HParams::default());
     let full = to_bytes(&original, Precision::F32);

@@ -246,6 +246,16 @@ fn a_warm_start_begins_where_the_bundle_is() {
     let made = train::bundle_of(&checkpoint, "fine-tuned", "now").unwrap();
     assert_eq!(made.metadata.provenance.unwrap().warm_start.as_deref(), Some("source.bundle"));
 
+    // Context inputs added to a one-hot network start at zero weight: the
+    // same network, so the same first loss.
+    let widened = run_dir("warm-context");
+    let mut opts = options(&widened, 1);
+    opts.hparams = opts.hparams.with_overrides(&format!("dropout_keep_prob=1.0,batch_size={},context_inputs=true", data.len())).unwrap();
+    opts.warm_start = Some(train::WarmStart { bundle: source.clone(), name: "source.bundle".into() });
+    train::train(&opts, &data, "golden", &AtomicBool::new(false), &|_| {}).unwrap();
+    let first = losses(&widened)[0];
+    assert!((first.1 - evaluated).abs() < 1e-4, "with context inputs: first training loss {} vs evaluate {evaluated}", first.1);
+
     let other = run_dir("warm-other");
     let mut opts = options(&other, 1);
     opts.hparams = opts.hparams.with_overrides("rnn_layer_sizes=[32]").unwrap();

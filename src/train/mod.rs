@@ -92,7 +92,7 @@ pub enum TrainError {
     )]
     LogWithoutCheckpoint(String),
     #[error(
-        "--warm_start_bundle_file {bundle}: its network (rnn_layer_sizes={have:?}) differs from the hparams asked for (rnn_layer_sizes={given:?}); only batch_size, learning_rate, dropout_keep_prob and clip_norm may change"
+        "--warm_start_bundle_file {bundle}: its network (rnn_layer_sizes={have:?}) differs from the hparams asked for (rnn_layer_sizes={given:?}); only batch_size, learning_rate, dropout_keep_prob, clip_norm, key_normalized and context_inputs (off to on) may change"
     )]
     WarmStartShape { bundle: String, have: Vec<usize>, given: Vec<usize> },
 }
@@ -195,20 +195,39 @@ fn check(options: &TrainOptions, examples: &[Vec<u16>]) -> Result<(), TrainError
 }
 
 /// A new run's model: the warm-start bundle's weights when given (its
-/// network must be the one the hparams describe), else a fresh one.
+/// network must be the one the hparams describe, or the same with context
+/// inputs added: see [`with_context_inputs`]), else a fresh one.
 fn new_model(options: &TrainOptions, device: &burn::tensor::Device) -> Result<Model, TrainError> {
     let Some(warm) = &options.warm_start else { return Ok(Model::init(&options.hparams, device, options.seed)) };
     let have = &warm.bundle.metadata.hparams;
-    if !have.same_model(&options.hparams) {
+    let widen = !have.context_inputs && options.hparams.context_inputs;
+    if have.rnn_layer_sizes != options.hparams.rnn_layer_sizes || (have.context_inputs && !options.hparams.context_inputs) {
         return Err(TrainError::WarmStartShape {
             bundle: warm.name.clone(),
             have: have.rnn_layer_sizes.clone(),
             given: options.hparams.rnn_layer_sizes.clone(),
         });
     }
-    let mut model = Model::from_bundle(&warm.bundle, device);
+    let bundle = if widen { with_context_inputs(&warm.bundle)? } else { warm.bundle.clone() };
+    let mut model = Model::from_bundle(&bundle, device);
     model.hparams = options.hparams.clone();
     Ok(model)
+}
+
+/// `bundle`'s network with the [`crate::context`] inputs added at zero
+/// weight: it computes exactly what it did, and training learns to use them.
+fn with_context_inputs(bundle: &Bundle) -> Result<Bundle, TrainError> {
+    let hparams = HParams { context_inputs: true, ..bundle.metadata.hparams.clone() };
+    let first = crate::bundle::lstm_kernel_name(0);
+    let mut tensors = bundle.weights().tensors().to_vec();
+    for tensor in tensors.iter_mut().filter(|t| t.name == first) {
+        let columns = tensor.shape[1];
+        let at = crate::encoding::NUM_CLASSES * columns;
+        tensor.data.splice(at..at, std::iter::repeat_n(0.0, crate::context::CONTEXT_WIDTH * columns));
+        tensor.shape[0] += crate::context::CONTEXT_WIDTH;
+    }
+    let metadata = crate::bundle::BundleMetadata { hparams, ..bundle.metadata.clone() };
+    Ok(Bundle::new(metadata, tensors)?)
 }
 
 /// Trains until `num_training_steps` (or Ctrl-C, which sets `stop`),

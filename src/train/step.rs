@@ -285,6 +285,31 @@ pub struct Evaluation {
     pub per_class: Vec<[u64; 2]>,
 }
 
+impl Evaluation {
+    /// Accuracy over the labels whose event `kind` accepts (`None`: none seen).
+    pub fn accuracy_of(&self, kind: impl Fn(Event) -> bool) -> Option<f64> {
+        let [correct, total] = self
+            .per_class
+            .iter()
+            .enumerate()
+            .filter(|(class, _)| Event::from_class(*class).is_some_and(&kind))
+            .fold([0, 0], |[c, t], (_, [ci, ti])| [c + ci, t + ti]);
+        (total > 0).then(|| correct as f64 / total as f64)
+    }
+
+    /// Accuracy per kind of event, for reports: the encoding's bookkeeping
+    /// (STEP_END, CONTINUED_NOTE, also above MIDI 78 where it is hardest)
+    /// apart from the harmony (NEW_NOTE).
+    pub fn by_kind(&self) -> Vec<(&'static str, Option<f64>)> {
+        vec![
+            ("STEP_END", self.accuracy_of(|e| e == Event::StepEnd)),
+            ("NEW_NOTE", self.accuracy_of(|e| matches!(e, Event::NewNote(_)))),
+            ("CONTINUED_NOTE", self.accuracy_of(|e| matches!(e, Event::ContinuedNote(_)))),
+            ("CONTINUED_NOTE above 78", self.accuracy_of(|e| matches!(e, Event::ContinuedNote(p) if p > 78))),
+        ]
+    }
+}
+
 /// Metrics over whole sequences without dropout, in batches of the model's
 /// batch size and windows of `window` events, plus per-class accuracy.
 /// Refuses an empty set (its loss would be a meaningless 0) and a loss that
@@ -348,3 +373,22 @@ pub fn class_name(class: usize) -> String {
     Event::from_class(class).map_or_else(|| format!("class {class}"), |e| e.to_string())
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accuracy_by_kind_pools_the_classes_of_each_kind() {
+        let mut per_class = vec![[0u64; 2]; NUM_CLASSES];
+        per_class[Event::StepEnd.class()] = [9, 10];
+        per_class[Event::ContinuedNote(60).class()] = [3, 4];
+        per_class[Event::ContinuedNote(80).class()] = [1, 4];
+        let evaluation = Evaluation { counts: Counts::default(), per_class };
+        let kinds: std::collections::BTreeMap<_, _> = evaluation.by_kind().into_iter().collect();
+        assert_eq!(kinds["STEP_END"], Some(0.9));
+        assert_eq!(kinds["CONTINUED_NOTE"], Some(0.5));
+        assert_eq!(kinds["CONTINUED_NOTE above 78"], Some(0.25));
+        assert_eq!(kinds["NEW_NOTE"], None, "none seen");
+    }
+}

@@ -58,17 +58,25 @@ pub enum Command {
     /// run directory's checkpoint (the original's polyphony_rnn_train).
     Train(TrainArgs),
     /// Write a run's best (else latest) checkpoint as one bundle file, the
-    /// file the web page and `generate --bundle_file` load.
+    /// file the web page and `generate --bundle_file` load; or store a
+    /// bundle again at another precision (--bundle_file).
     Bundle {
-        #[arg(long = "run_dir", alias = "run-dir")]
-        run_dir: PathBuf,
+        #[arg(long = "run_dir", alias = "run-dir", required_unless_present = "bundle_file", conflicts_with = "bundle_file")]
+        run_dir: Option<PathBuf>,
+        /// A bundle to write again (e.g. with --int8), metadata unchanged.
+        #[arg(long = "bundle_file", alias = "bundle-file")]
+        bundle_file: Option<PathBuf>,
         #[arg(long, short)]
         output: PathBuf,
         #[arg(long = "bundle_description", alias = "bundle-description", default_value = "")]
         bundle_description: String,
         /// Store the weights as 16-bit floats (half the size).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "int8")]
         half: bool,
+        /// Store the matrices as int8 with a scale per row (a quarter of
+        /// the size: the page's download).
+        #[arg(long)]
+        int8: bool,
     },
     /// Import the original's model: a Magenta .mag bundle, or a training
     /// run's TensorFlow checkpoint (--checkpoint), as a bundle.
@@ -89,8 +97,12 @@ pub enum Command {
         #[arg(long, short)]
         output: PathBuf,
         /// Store the weights as 16-bit floats (half the size).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "int8")]
         half: bool,
+        /// Store the matrices as int8 with a scale per row (a quarter of
+        /// the size: the page's download).
+        #[arg(long)]
+        int8: bool,
     },
     /// Metrics of a bundle on a dataset: loss, perplexity, accuracy,
     /// event/no-event accuracy and per-class accuracy.

@@ -61,8 +61,10 @@ fn main() -> ExitCode {
         Command::Evaluate { bundle_file, sequence_example_file, bptt_window } => {
             outcome(evaluate_bundle(&bundle_file, &sequence_example_file, bptt_window))
         }
-        Command::Bundle { run_dir, output, bundle_description, half } => outcome(write_bundle(&run_dir, &output, &bundle_description, half)),
-        Command::ImportMag { mag, checkpoint, hparams, output, half } => outcome(import_mag(mag.as_deref(), checkpoint.as_deref(), hparams.as_deref(), &output, half)),
+        Command::Bundle { run_dir: Some(run_dir), output, bundle_description, half, int8, .. } => outcome(write_bundle(&run_dir, &output, &bundle_description, precision(half, int8))),
+        Command::Bundle { bundle_file: Some(file), output, half, int8, .. } => outcome(rewrite_bundle(&file, &output, precision(half, int8))),
+        Command::Bundle { .. } => outcome(Err("give --run_dir or --bundle_file".into())),
+        Command::ImportMag { mag, checkpoint, hparams, output, half, int8 } => outcome(import_mag(mag.as_deref(), checkpoint.as_deref(), hparams.as_deref(), &output, precision(half, int8))),
     };
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
@@ -345,6 +347,10 @@ fn print_evaluation(evaluation: &train::Evaluation, sequences: usize) {
         m.event_accuracy,
         m.no_event_accuracy
     );
+    say!("accuracy by kind (teacher-forced):");
+    for (kind, accuracy) in evaluation.by_kind() {
+        say!("  {kind:<24} {}", accuracy.map_or_else(|| "-".to_string(), |a| format!("{a:.4}")));
+    }
     say!("per-class accuracy (classes seen in the set):");
     for (class, [correct, total]) in evaluation.per_class.iter().enumerate().filter(|(_, c)| c[1] > 0) {
         say!("  {:<20} {:>7.4}  ({correct}/{total})", train::class_name(class), *correct as f64 / *total as f64);
@@ -382,21 +388,37 @@ fn bench(what: BenchCommand) -> Outcome {
     }
 }
 
+/// The storage `--half` / `--int8` ask for.
+fn precision(half: bool, int8: bool) -> bundle::Precision {
+    match (half, int8) {
+        (_, true) => bundle::Precision::Int8,
+        (true, _) => bundle::Precision::F16,
+        _ => bundle::Precision::F32,
+    }
+}
+
 /// The bundle of a run's best checkpoint (by eval loss) when it has one,
 /// else its latest, with its provenance.
-fn write_bundle(run_dir: &Path, output: &Path, description: &str, half: bool) -> Outcome {
+fn write_bundle(run_dir: &Path, output: &Path, description: &str, precision: bundle::Precision) -> Outcome {
     let device = Backend::Cpu.device().map_err(|e| e.to_string())?;
     let (checkpoint, path) = train::load_best_or_latest(run_dir, &device).map_err(|e| e.to_string())?;
     say!("from {}", path.display());
     let bundle = train::bundle_of(&checkpoint, description, &timestamp::iso8601()).map_err(|e| e.to_string())?;
-    let precision = if half { bundle::Precision::F16 } else { bundle::Precision::F32 };
     bundle::save(output, &bundle, precision).map_err(|e| e.to_string())?;
     say!("wrote {} (step {})", output.display(), checkpoint.state.step);
     Ok(())
 }
 
+/// A bundle stored again at `precision`, its metadata as it was.
+fn rewrite_bundle(file: &Path, output: &Path, precision: bundle::Precision) -> Outcome {
+    let bundle = bundle::load(file).map_err(|e| e.to_string())?;
+    bundle::save(output, &bundle, precision).map_err(|e| e.to_string())?;
+    say!("wrote {} ({precision:?})", output.display());
+    Ok(())
+}
+
 /// `import-mag`: the original's .mag or V2 checkpoint as a bundle.
-fn import_mag(mag: Option<&Path>, checkpoint: Option<&Path>, hparams: Option<&str>, output: &Path, half: bool) -> Outcome {
+fn import_mag(mag: Option<&Path>, checkpoint: Option<&Path>, hparams: Option<&str>, output: &Path, precision: bundle::Precision) -> Outcome {
     let created = timestamp::iso8601();
     let bundle = match (mag, checkpoint) {
         (Some(file), _) => {
@@ -409,7 +431,6 @@ fn import_mag(mag: Option<&Path>, checkpoint: Option<&Path>, hparams: Option<&st
         }
         (None, None) => return Err("give a .mag file or --checkpoint".into()),
     };
-    let precision = if half { bundle::Precision::F16 } else { bundle::Precision::F32 };
     bundle::save(output, &bundle, precision).map_err(|e| e.to_string())?;
     let origin = bundle.metadata.origin.as_ref().expect("an import has an origin");
     say!("wrote {} from {} ({}): \"{}\", rnn_layer_sizes {:?}", output.display(), origin.source, origin.format, bundle.metadata.description, bundle.metadata.hparams.rnn_layer_sizes);
