@@ -26,6 +26,7 @@ import { loadState, saveState } from './store.js';
 import { generate as generateOutputs, BackendError } from './generator.js';
 import { Backends, LABELS, makeModel } from './backend.js';
 import { runBench, firstNoteMs, benchTable } from './bench.js';
+import { setUpOffline } from './offline.js';
 
 const BUNDLE_URL = new URL('../assets/bach-chorales.bundle', import.meta.url);
 const WASM_URL = new URL('../pkg/polyphony_bg.wasm', import.meta.url);
@@ -577,6 +578,7 @@ async function main() {
   await playback;
   window.polyphonyReadyMs = Math.round(performance.now());
   window.polyphonyReady = true;
+  setUpOffline(); // a dist build's service worker (offline use)
   // The first note is timed before the backends are, which takes seconds.
   const benchMode = new URLSearchParams(location.search).has('bench');
   const firstNote = benchMode ? await firstNoteMs(model.model) : null;

@@ -3,7 +3,8 @@
 
 /** A short name for the model: the file's, without its extension. */
 export function modelName(fileName) {
-  return fileName.replace(/^.*\//, '').replace(/\.(bundle|safetensors|mag)$/i, '');
+  // A dist build's model has its content hash in its name (tools/dist.mjs): not part of the name.
+  return fileName.replace(/^.*\//, '').replace(/(\.[0-9a-f]{10})?\.(bundle|safetensors|mag)$/i, '');
 }
 
 export function renderCard(card, fileName, { title, facts }) {
