@@ -364,6 +364,17 @@ impl Bundle {
         Ok(Bundle { metadata, weights })
     }
 
+    /// A short name for exactly this model, for share links: CRC-32 over
+    /// its metadata (as the file stores it, without the checksum of the
+    /// stored bytes) and its weights as f32, so the same model stored as
+    /// f16 and as int8 (different weights once read) are told apart.
+    pub fn identity(&self) -> String {
+        let metadata = self.metadata.to_map();
+        let text = metadata.iter().flat_map(|(k, v)| [k.as_bytes(), &[0], v.as_bytes(), &[0]]);
+        let weights: Vec<u8> = self.weights.tensors().iter().flat_map(|t| t.data.iter().flat_map(|x| x.to_le_bytes())).collect();
+        checksum(text.chain([weights.as_slice()]))
+    }
+
     pub fn weights(&self) -> &Weights {
         &self.weights
     }

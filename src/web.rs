@@ -155,6 +155,8 @@ struct ModelCard<'a> {
     #[serde(flatten)]
     metadata: &'a BundleMetadata,
     parameters: usize,
+    /// [`crate::bundle::Bundle::identity`], which share links carry.
+    identity: String,
 }
 
 fn backend_named(name: Option<String>) -> Result<Backend, JsError> {
@@ -200,6 +202,13 @@ impl Model {
         Ok(Generation { session: Rc::new(RefCell::new(Some(session))), net: Rc::new(RefCell::new(Some(net))) })
     }
 
+    /// Starts a live harmonization on the CPU with the CLI's options (see
+    /// [`Model::generate`]; it always harmonizes).
+    pub fn live(&self, options: JsValue) -> Result<LiveHarmony, JsError> {
+        let options: GenerateOptions = from_js(options, "generation options")?;
+        Ok(LiveHarmony { live: Some(generate::Live::new(&self.engine, &options).map_err(js_error)?) })
+    }
+
     /// Runs `steps` model steps on `backend` for a fresh batch of `batch`
     /// rows with fixed inputs and resolves to the steps run, for the page's
     /// timing of backends. On WebGPU each step samples on the device and
@@ -225,7 +234,7 @@ impl Model {
     pub fn card(&self) -> Result<JsValue, JsError> {
         let bundle = self.engine.bundle();
         let parameters = bundle.weights().tensors().iter().map(|t| t.data.len()).sum();
-        to_js(&ModelCard { metadata: &bundle.metadata, parameters })
+        to_js(&ModelCard { metadata: &bundle.metadata, parameters, identity: bundle.identity() })
     }
 }
 
@@ -343,21 +352,62 @@ impl Generation {
             return Err(JsError::new("the generation has not finished"));
         }
         let session = self.session.borrow_mut().take().ok_or_else(|| JsError::new("this generation has finished"))?;
-        let outputs: Vec<OutputJs> = session
-            .finish()
-            .into_iter()
-            .map(|o| {
-                let (notes, _) = encoding::decode_steps(&o.events);
-                OutputJs {
-                    voices: crate::voices::assign(&notes),
-                    notes,
-                    steps: encoding::num_steps(&o.events),
-                    log_likelihood: o.log_likelihood,
-                    midi: export::write(&o.sequence, Format::Midi, ""),
-                }
-            })
-            .collect();
+        let outputs: Vec<OutputJs> = session.finish().into_iter().map(OutputJs::of).collect();
         to_js(&outputs)
+    }
+}
+
+impl OutputJs {
+    fn of(o: generate::Output) -> OutputJs {
+        let (notes, _) = encoding::decode_steps(&o.events);
+        OutputJs {
+            voices: crate::voices::assign(&notes),
+            notes,
+            steps: encoding::num_steps(&o.events),
+            log_likelihood: o.log_likelihood,
+            midi: export::write(&o.sequence, Format::Midi, ""),
+        }
+    }
+}
+
+/// A live harmonization ([`generate::Live`]): the page gives each
+/// sixteenth's melody as it is played and sounds the harmony that comes
+/// back; Stop makes the take a result.
+#[wasm_bindgen]
+pub struct LiveHarmony {
+    live: Option<generate::Live>,
+}
+
+/// One step's other voices, as the page sounds them.
+#[derive(Serialize)]
+struct HarmonyJs {
+    sounding: Vec<u8>,
+    struck: Vec<u8>,
+}
+
+#[wasm_bindgen]
+impl LiveHarmony {
+    /// Writes the next step: the melody's `pitch` (-1 for a rest), `struck`
+    /// anew or held; returns the other voices of the step, `{sounding, struck}`.
+    pub fn step(&mut self, pitch: i32, struck: bool) -> Result<JsValue, JsError> {
+        let live = self.live.as_mut().ok_or_else(|| JsError::new("this live harmonization has finished"))?;
+        let pitch = match pitch {
+            -1 => None,
+            p => Some(u8::try_from(p).ok().filter(|p| *p <= 127).ok_or_else(|| JsError::new(&format!("pitch {p} is outside the MIDI range 0-127")))?),
+        };
+        let harmony = live.step(pitch, struck).map_err(js_error)?;
+        to_js(&HarmonyJs { sounding: harmony.sounding, struck: harmony.struck })
+    }
+
+    /// Steps written so far.
+    pub fn steps(&self) -> usize {
+        self.live.as_ref().map_or(0, generate::Live::steps)
+    }
+
+    /// The take as an output, like a generation's (notes, voices, MIDI).
+    pub fn finish(&mut self) -> Result<JsValue, JsError> {
+        let live = self.live.take().ok_or_else(|| JsError::new("this live harmonization has finished"))?;
+        to_js(&OutputJs::of(live.finish()))
     }
 }
 

@@ -445,3 +445,16 @@ print("safetensors")
     eprintln!("python read it{}", if run.stdout.starts_with(b"safetensors") { " with safetensors" } else { "" });
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Share links name the model they were made with: the same bundle read
+/// back has the same identity; other weights or other metadata do not.
+#[test]
+fn a_bundles_identity_follows_its_weights_and_metadata() {
+    let original = sample_bundle(hparams(&[8]));
+    let id = original.identity();
+    assert_eq!(from_bytes(&to_bytes(&original, Precision::F32)).unwrap().identity(), id);
+    assert_ne!(from_bytes(&to_bytes(&original, Precision::Int8)).unwrap().identity(), id, "int8 weights differ");
+    let mut renamed = original.clone();
+    renamed.metadata.description.push('!');
+    assert_ne!(renamed.identity(), id);
+}

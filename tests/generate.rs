@@ -996,3 +996,35 @@ fn a_harmonization_can_be_written_again_from_a_step_on() {
         assert!(rewritten.iter().any(|n| n.pitch == m.pitch && n.start == m.start), "the melody's {} at {} stays", m.pitch, m.start);
     }
 }
+
+/// Live harmonization: the melody given a step at a time, as a keyboard
+/// plays it, is harmonized exactly as the whole melody is (same seed, same
+/// key), and each step's harmony comes back at once.
+#[test]
+fn a_melody_played_live_is_harmonized_as_the_whole_melody_is() {
+    let bundle = random_bundle(&[16, 16], 27, 2.0);
+    let opts = GenerateOptions {
+        harmonize: true,
+        num_steps: 0,
+        key: Some("C".parse().unwrap()),
+        max_voices: Some(4),
+        ..options(1, 0, Primer::Melody(melody(TWINKLE)), false, false)
+    };
+    let whole = generate::generate_with_bundle(&bundle, &opts).unwrap().remove(0);
+
+    let engine = generate::Engine::new(bundle);
+    let mut live = generate::Live::new(&engine, &GenerateOptions { primer: Primer::None, ..opts }).unwrap();
+    let line = generate::primer_notes(&Primer::Melody(melody(TWINKLE))).unwrap().notes;
+    let mut voiced_steps = 0;
+    for step in 0..32i64 {
+        let note = line.iter().find(|n| n.start <= step && step < n.end);
+        let harmony = live.step(note.map(|n| n.pitch as u8), note.is_some_and(|n| n.start == step)).unwrap();
+        assert!(harmony.struck.iter().all(|p| harmony.sounding.contains(p)));
+        assert!(harmony.sounding.iter().all(|&p| note.is_none_or(|n| i32::from(p) < n.pitch)), "below the melody at step {step}: {harmony:?}");
+        voiced_steps += usize::from(!harmony.sounding.is_empty());
+    }
+    assert_eq!(live.steps(), 32);
+    assert!(voiced_steps > 8, "the other voices sound: {voiced_steps} steps");
+    let take = live.finish();
+    assert_eq!(take.events, whole.events, "live and whole harmonizations agree, event for event");
+}

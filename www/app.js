@@ -25,6 +25,7 @@ import { renderCard, modelName } from './card.js';
 import { loadState, saveState } from './store.js';
 import { generate as generateOutputs, BackendError } from './generator.js';
 import { Backends, LABELS, makeModel } from './backend.js';
+import { shareLink, readShared, copyText } from './share.js';
 import { runBench, firstNoteMs, benchTable } from './bench.js';
 import { setUpOffline } from './offline.js';
 
@@ -60,6 +61,9 @@ const els = {
   tempo: $('tempo'),
   tempoValue: $('tempo-value'),
   stopAll: $('stop-all'),
+  share: $('share'),
+  shareLink: $('share-link'),
+  sharedNote: $('shared-note'),
   overlay: $('drop-overlay'),
   adventureValue: $('adventure-value'),
 };
@@ -67,6 +71,7 @@ const els = {
 let wasm = null; // the wasm module's exports
 let model = null; // { model: the CPU package's Model, name, card, bytes, fileName }
 let generation = null; // { cancelled } while generating
+let lastRequest = null; // { req, backend } of the results shown, for share links
 const player = new Player();
 const saved = loadState();
 const backends = new Backends(saved.backend);
@@ -383,7 +388,7 @@ function wireFiles() {
  * i's notes as they come. Resolves to {outputs, seconds, backend, fellBack}
  * (outputs null when cancelled); a refused request throws.
  */
-async function run(request, draw) {
+async function run(request, draw, backend = backends.current) {
   const state = { cancelled: false };
   generation = state;
   setGenerating(true);
@@ -398,7 +403,6 @@ async function run(request, draw) {
       },
     });
   try {
-    let backend = backends.current;
     let fellBack = '';
     let outputs;
     try {
@@ -433,10 +437,18 @@ function request(harmonize) {
 
 async function generate(harmonize) {
   if (!model || generation) return;
+  await write(request(harmonize));
+}
+
+/**
+ * Runs `req` and shows its outputs as results, on `backend` (a shared link
+ * is run on the CPU, whose notes it reproduces) or the current one.
+ */
+async function write(req, backend) {
   showError(els.genError, '');
   delete els.genStatus.dataset.seconds;
-  const req = request(harmonize);
   results.clear();
+  els.share.hidden = true;
   let cards = [];
   const steps = req.options.num_steps || req.primerSteps;
   const draw = (i, notes) => {
@@ -444,7 +456,7 @@ async function generate(harmonize) {
     results.draw(cards[i], notes);
   };
   try {
-    const { outputs, seconds, backend, fellBack } = await run(req, draw);
+    const { outputs, seconds, backend: ran, fellBack } = await run(req, draw, backend);
     if (!outputs) {
       els.genStatus.textContent = 'Cancelled.';
       results.clear();
@@ -452,14 +464,62 @@ async function generate(harmonize) {
     }
     if (cards.length === 0) cards = results.start(outputs.length, outputs[0]?.steps ?? steps, req.options.qpm, req.options.seed);
     outputs.forEach((output, i) => results.fill(cards[i], output, req));
-    const what = harmonize ? 'harmonization' : 'output';
-    els.genStatus.textContent = `${outputs.length} ${what}${outputs.length === 1 ? '' : 's'} in ${seconds.toFixed(2)} s on ${LABELS[backend]}${fellBack}`;
+    const what = req.options.harmonize ? 'harmonization' : 'output';
+    els.genStatus.textContent = `${outputs.length} ${what}${outputs.length === 1 ? '' : 's'} in ${seconds.toFixed(2)} s on ${LABELS[ran]}${fellBack}`;
     els.genStatus.dataset.seconds = seconds.toFixed(3);
+    lastRequest = { req, backend: ran };
+    els.share.hidden = false;
   } catch (err) {
     results.clear();
     showError(els.genError, `Cannot generate: ${errorMessage(err)}`);
     els.genStatus.textContent = '';
   }
+}
+
+// --- share links -------------------------------------------------------------------
+
+/** Puts a link to the last request (and the model that ran it) on the clipboard. */
+async function copyShareLink() {
+  if (!lastRequest || !model) return;
+  const link = shareLink(lastRequest.req, { identity: model.card.identity, name: model.name }, lastRequest.backend);
+  els.shareLink.value = link;
+  els.shareLink.hidden = false;
+  const copied = await copyText(link);
+  els.genStatus.textContent = copied ? 'Link copied: it writes the same notes with this model.' : 'Copy the link below: it writes the same notes with this model.';
+  if (!copied) els.shareLink.select();
+}
+
+/**
+ * Opens the shared request in the address, if any: on the same model it is
+ * run at once on the CPU (the same notes); made with another model the page
+ * says so and offers to run it on this one.
+ */
+async function openShared() {
+  let shared;
+  try {
+    shared = readShared();
+  } catch (err) {
+    showError(els.genError, `Cannot open the shared link: ${errorMessage(err)}`);
+    return;
+  }
+  if (!shared) return;
+  const { request: req } = shared;
+  primer.replace(req.primer);
+  writeOptions(req.options);
+  if (shared.model === model.card.identity) {
+    await write(req, 'cpu');
+    // WebGPU samples with its own random numbers: the CPU's notes differ.
+    if (shared.backend !== 'cpu') els.genStatus.textContent += ` (the link was written on ${LABELS[shared.backend] ?? shared.backend}, so these notes differ from its)`;
+    return;
+  }
+  els.sharedNote.textContent = `This link was made with the model “${shared.modelName}” (${shared.model}); this page has “${model.name}” (${model.card.identity}), so the notes will differ. `;
+  const button = element('button', { type: 'button', id: 'shared-run', textContent: 'Generate with this model' });
+  button.addEventListener('click', () => {
+    els.sharedNote.hidden = true;
+    write(req, 'cpu');
+  });
+  els.sharedNote.append(button);
+  els.sharedNote.hidden = false;
 }
 
 /** The notes of one voice of a result card. */
@@ -579,6 +639,8 @@ async function main() {
   window.polyphonyReadyMs = Math.round(performance.now());
   window.polyphonyReady = true;
   setUpOffline(); // a dist build's service worker (offline use)
+  els.share.addEventListener('click', copyShareLink);
+  await openShared();
   // The first note is timed before the backends are, which takes seconds.
   const benchMode = new URLSearchParams(location.search).has('bench');
   const firstNote = benchMode ? await firstNoteMs(model.model) : null;

@@ -49,6 +49,7 @@
 //! with an error instead of running on.
 
 pub mod backend;
+pub mod live;
 #[cfg(feature = "burn")]
 pub mod device;
 pub mod primer;
@@ -66,6 +67,7 @@ pub use device::generate_on_device;
 pub use primer::{PrimerEvents, PrimerNotes, primer_events, primer_notes};
 pub use request::{GenerateError, GenerateOptions, Output, Primer, parse_python_list};
 pub use rules::drop_orphan_continuations;
+pub use live::{Harmony, Live};
 pub use session::{Choice, Session};
 
 /// Runs a request with the fast CPU model of a bundle.

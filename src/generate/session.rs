@@ -46,6 +46,17 @@ impl Choice {
     const UNUSED: Choice = Choice { class: 0, log_prob: 0.0 };
 }
 
+/// How a session's rows are to be written (see [`Session::assemble`]).
+struct Plan {
+    qpm: f64,
+    primer: Vec<Event>,
+    primer_steps: usize,
+    output_steps: usize,
+    inject: Option<Vec<Vec<Event>>>,
+    inject_offset: usize,
+    target_steps: usize,
+}
+
 /// A generation in progress: ask [`Session::inputs`], run the model, give
 /// the logits to [`Session::feed`], until `inputs` says `None`.
 pub struct Session {
@@ -113,6 +124,12 @@ impl Session {
         };
         let inject = (o.harmonize || o.inject_primer_during_generation) && primer_steps > 0;
         let inject = inject.then(|| primer::step_events(&primer));
+        let plan = Plan { qpm, primer, primer_steps, output_steps, inject, inject_offset, target_steps };
+        Ok(Session::assemble(o, key, start, plan))
+    }
+
+    /// The batch, ready to run: every row starts from `start`.
+    fn assemble(o: &GenerateOptions, key: Option<Key>, start: Vec<Event>, plan: Plan) -> Session {
         let group = o.beam_size * o.branch_factor;
         let start_len = start.len();
         let mut state = RowState::default();
@@ -121,6 +138,7 @@ impl Session {
         context.push(start[0]);
         let row = Row { steps: encoding::num_steps(&start), events: start, fed: 0, score: 0.0, state, context };
         let seed = o.seed.unwrap_or_else(clock_seed);
+        let Plan { qpm, primer, primer_steps, output_steps, inject, inject_offset, target_steps } = plan;
         let mut session = Session {
             options: o.clone(),
             rules: Rules::of(o, key),
@@ -145,7 +163,56 @@ impl Session {
             session.inject_step(r);
         }
         session.set_inputs();
+        session
+    }
+
+    /// A live harmonization: one row, harmonizing a line that is given a
+    /// step at a time ([`Session::push_line_step`]) as it is played. For a
+    /// key-normalised model the line is moved from the request's `key`
+    /// (else C major) and the harmony back.
+    pub fn live(options: &GenerateOptions, hparams: &HParams) -> Result<Session, GenerateError> {
+        let o = GenerateOptions { harmonize: true, num_outputs: 1, beam_size: 1, branch_factor: 1, primer: Primer::None, ..options.clone() };
+        o.check()?;
+        let shift = if hparams.key_normalized { o.key.unwrap_or(Key::new(0, Mode::Major)).to_c() } else { 0 };
+        let key = o.key.map(|k| Key::new((k.tonic as i32 + shift).rem_euclid(12) as u8, k.mode));
+        let plan = Plan { qpm: o.qpm, primer: Vec::new(), primer_steps: 0, output_steps: 0, inject: Some(Vec::new()), inject_offset: 0, target_steps: 0 };
+        let mut session = Session::assemble(&o, key, vec![Event::Start], plan);
+        session.shift = shift;
         Ok(session)
+    }
+
+    /// Live: the kept line's events for its next step (a NEW_NOTE or
+    /// CONTINUED_NOTE of its pitch, or none for a rest); the session then
+    /// has that step to write (run it until [`Session::is_done`]).
+    pub fn push_line_step(&mut self, events: &[Event]) -> Result<(), GenerateError> {
+        let inject = self.inject.as_mut().ok_or_else(|| super::request::bad("this session is not live"))?;
+        limits::check("steps", inject.len() + 1, limits::MAX_OUTPUT_STEPS)?;
+        inject.push(transposed(events, self.shift));
+        self.target_steps += 1;
+        self.output_steps += 1;
+        for r in 0..self.rows.len() {
+            if self.rows[r].steps + 1 == self.target_steps {
+                self.inject_step(r);
+            }
+        }
+        self.set_inputs();
+        Ok(())
+    }
+
+    /// Row `row`'s last complete step: its pitches, and which of them
+    /// were struck in it (in the request's key).
+    pub fn last_step(&self, row: usize) -> (Vec<u8>, Vec<u8>) {
+        let events = &self.rows[row].events;
+        let ends: Vec<usize> = events.iter().enumerate().filter(|(_, e)| **e == Event::StepEnd).map(|(i, _)| i).collect();
+        let Some(&end) = ends.last() else { return (Vec::new(), Vec::new()) };
+        let begin = ends.len().checked_sub(2).map_or(0, |k| ends[k] + 1);
+        let step = transposed(&events[begin..end], -self.shift);
+        let sounding = step.iter().filter_map(|e| e.pitch()).collect();
+        let struck = step.iter().filter_map(|e| match e {
+            Event::NewNote(p) => Some(*p),
+            _ => None,
+        }).collect();
+        (sounding, struck)
     }
 
     /// A session for a model with `hparams`: for a key-normalised one, the

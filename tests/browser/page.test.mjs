@@ -850,6 +850,54 @@ test('?bench&backends=webgpu times WebGPU at batch 1 and 10 (a few steps: SwiftS
   console.log(`  bench: WebGPU ${result.map((r) => `batch ${r.batch}: ${r.ms_per_step.toFixed(1)} ms/step`).join('; ')}`);
 });
 
+test('Copy link makes a link that writes the same notes with the same model, and says so with another', async () => {
+  await page.goto(`${server.url}/www/`);
+  await waitReady();
+  await waitBackends();
+  await openAdvanced();
+  await page.selectOption('#backend', 'cpu');
+  await page.click('[data-preset=chord]');
+  await page.fill('#options input[name=num_outputs]', '2');
+  await page.fill('#options input[name=num_steps]', '32');
+  await generateAndWait();
+  const made = [await resultNotes(0), await resultNotes(1)];
+  await page.click('#share');
+  await page.waitForFunction(() => document.querySelector('#share-link').value.includes('#share='));
+  const link = await page.inputValue('#share-link');
+  console.log(`  share link: ${link.length} characters`);
+
+  const other = await context.newPage();
+  try {
+    await other.goto(link);
+    await other.waitForFunction(() => document.querySelector('#gen-status')?.dataset.seconds !== undefined || !document.querySelector('#gen-error').hidden, null, { timeout: LOAD_TIMEOUT_MS });
+    const again = await other.evaluate(() => [0, 1].map((i) => window.polyphonyApp.resultNotes(i)));
+    assert.deepEqual(again, made, 'the same notes, note for note');
+    assert.match(await other.textContent('#gen-status'), /on CPU \(wasm\)$/);
+
+    // Made with another model: said, and offered on this one.
+    const url = new URL(link);
+    const payload = JSON.parse(Buffer.from(url.hash.slice('#share='.length), 'base64url').toString());
+    url.hash = `share=${Buffer.from(JSON.stringify({ ...payload, model: 'crc32:00000000', model_name: 'someone-elses' })).toString('base64url')}`;
+    await other.goto('about:blank');
+    await other.goto(url.href);
+    await other.waitForSelector('#shared-note:not([hidden])', { timeout: LOAD_TIMEOUT_MS });
+    assert.match(await other.textContent('#shared-note'), /made with the model “someone-elses” \(crc32:00000000\)/);
+    await other.click('#shared-run');
+    await other.waitForFunction(() => document.querySelector('#gen-status')?.dataset.seconds !== undefined, null, { timeout: LOAD_TIMEOUT_MS });
+    assert.deepEqual(await other.evaluate(() => window.polyphonyApp.resultNotes(0)), made[0], 'this model, the same request');
+
+    // A damaged link is refused with a message; the page stays usable.
+    await other.goto('about:blank');
+    await other.goto(`${server.url}/www/#share=not-a-link`);
+    await other.waitForSelector('#gen-error:not([hidden])', { timeout: LOAD_TIMEOUT_MS });
+    assert.match(await other.textContent('#gen-error'), /Cannot open the shared link: the link is damaged/);
+    await waitReady(other);
+    assert.equal(await other.isEnabled('#generate'), true);
+  } finally {
+    await other.close();
+  }
+});
+
 test('the whole session logged no console errors and threw no page errors', async () => {
   assert.deepEqual(pageErrors, [], 'page errors');
   assert.deepEqual(consoleErrors, [], 'console errors / failed requests');
