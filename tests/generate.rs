@@ -1025,6 +1025,10 @@ fn a_melody_played_live_is_harmonized_as_the_whole_melody_is() {
     }
     assert_eq!(live.steps(), 32);
     assert!(voiced_steps > 8, "the other voices sound: {voiced_steps} steps");
+    // Steps written after the melody, waiting for Stop, are not the take's.
+    for _ in 0..5 {
+        live.step(None, false).unwrap();
+    }
     let take = live.finish();
     assert_eq!(take.events, whole.events, "live and whole harmonizations agree, event for event");
 }

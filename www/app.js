@@ -26,6 +26,7 @@ import { loadState, saveState } from './store.js';
 import { generate as generateOutputs, BackendError } from './generator.js';
 import { Backends, LABELS, makeModel } from './backend.js';
 import { shareLink, readShared, copyText } from './share.js';
+import { LiveTake } from './live.js';
 import { runBench, firstNoteMs, benchTable } from './bench.js';
 import { setUpOffline } from './offline.js';
 
@@ -62,6 +63,8 @@ const els = {
   tempoValue: $('tempo-value'),
   stopAll: $('stop-all'),
   share: $('share'),
+  live: $('live'),
+  liveStatus: $('live-status'),
   shareLink: $('share-link'),
   sharedNote: $('shared-note'),
   overlay: $('drop-overlay'),
@@ -72,6 +75,7 @@ let wasm = null; // the wasm module's exports
 let model = null; // { model: the CPU package's Model, name, card, bytes, fileName }
 let generation = null; // { cancelled } while generating
 let lastRequest = null; // { req, backend } of the results shown, for share links
+let liveTake = null; // the LiveTake while playing live
 const player = new Player();
 const saved = loadState();
 const backends = new Backends(saved.backend);
@@ -130,9 +134,17 @@ function onKeyDown(event) {
     // Silence and stop, from anywhere on the page.
     player.stop();
     cancelGeneration();
+    if (liveTake) stopLive();
     return;
   }
   if (target.closest?.('input, select, textarea')) return;
+  if (liveTake) {
+    // Playing live, the piano keys play the melody.
+    const index = PIANO_KEYS.indexOf(event.key.toLowerCase());
+    if (index >= 0 && !event.repeat) liveTake.noteOn(primer.keyPitch(index), event.timeStamp);
+    if (index >= 0) event.preventDefault();
+    return;
+  }
   if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === 'z') {
     primer.undo();
     event.preventDefault();
@@ -147,8 +159,14 @@ function onKeyDown(event) {
   }
 }
 
+function onKeyUp(event) {
+  const index = PIANO_KEYS.indexOf(event.key.toLowerCase());
+  if (liveTake && index >= 0) liveTake.noteOff(primer.keyPitch(index));
+}
+
 function wirePrimer() {
   document.addEventListener('keydown', onKeyDown);
+  document.addEventListener('keyup', onKeyUp);
   for (const button of document.querySelectorAll('[data-preset]')) {
     button.addEventListener('click', () => {
       if (wasm) primer.replace(wasm.primerNotes(PRESETS[button.dataset.preset].primer).notes);
@@ -476,6 +494,58 @@ async function write(req, backend) {
   }
 }
 
+// --- live harmonization --------------------------------------------------------------
+
+/** Starts a live take: a metronome, and each melody note harmonized as it is played. */
+function startLive() {
+  if (!model || generation || liveTake) return;
+  showError(els.genError, '');
+  try {
+    liveTake = new LiveTake(model.model, readOptions(), player.liveSink(), { onStep: showLive });
+  } catch (err) {
+    showError(els.genError, `Cannot play live: ${errorMessage(err)}`);
+    return;
+  }
+  window.polyphonyLive = liveTake;
+  els.live.textContent = 'Stop';
+  els.live.classList.add('primary');
+  setGenerating(false);
+  els.liveStatus.textContent = 'Count-in… then play the melody (a MIDI keyboard, or the a w s e d … keys).';
+}
+
+/** The clock's bar and the latency so far, under the buttons. */
+function showLive(step) {
+  if (step <= 0) return;
+  const latency = liveTake.latency();
+  const text =
+    `Live: bar ${Math.floor(step / STEPS_PER_BAR) + 1}` +
+    (latency ? ` · harmony ${latency.median.toFixed(1)} ms after each note (worst ${latency.worst.toFixed(1)} ms, ${latency.notes} notes)` : '');
+  if (els.liveStatus.textContent !== text) els.liveStatus.textContent = text;
+}
+
+/** Ends the take; what was played becomes a result. */
+function stopLive() {
+  const take = liveTake;
+  liveTake = null;
+  const output = take.stop();
+  const latency = take.latency();
+  els.live.textContent = 'Play live';
+  els.live.classList.remove('primary');
+  setGenerating(false);
+  if (!output) {
+    els.liveStatus.textContent = 'Nothing was played.';
+    return;
+  }
+  const req = take.request();
+  results.clear();
+  els.share.hidden = true;
+  const [card] = results.start(1, output.steps, req.options.qpm, req.options.seed);
+  results.fill(card, output, req);
+  els.liveStatus.textContent =
+    `Take of ${output.steps} steps` +
+    (latency ? `; harmony ${latency.median.toFixed(1)} ms after each note (median; worst ${latency.worst.toFixed(1)} ms, ${latency.notes} notes)` : '');
+}
+
 // --- share links -------------------------------------------------------------------
 
 /** Puts a link to the last request (and the model that ran it) on the clipboard. */
@@ -568,7 +638,8 @@ function cancelGeneration() {
 }
 
 function setGenerating(on) {
-  els.generate.disabled = els.harmonize.disabled = on || !model;
+  els.generate.disabled = els.harmonize.disabled = on || !model || liveTake !== null;
+  els.live.disabled = (on && !liveTake) || !model;
   els.cancel.hidden = !on;
   els.genProgress.hidden = !on;
   if (on) els.genProgress.value = 0;
@@ -603,7 +674,12 @@ async function wirePlayback() {
   setTempo(readOptions().qpm);
   const access = await requestMidi();
   bindOutputs(access, els.midiOut, (output) => player.setOutput(output));
-  const inputs = bindInputs(access, (pitch) => primer.addAtCursor(pitch));
+  const inputs = bindInputs(
+    access,
+    (pitch, time) => (liveTake ? liveTake.noteOn(pitch, time) : primer.addAtCursor(pitch)),
+    (pitch) => liveTake?.noteOff(pitch),
+  );
+  els.live.addEventListener('click', () => (liveTake ? stopLive() : startLive()));
   els.midiIn.textContent = access ? `MIDI in: ${inputs} input${inputs === 1 ? '' : 's'}` : 'MIDI in: not available';
 }
 

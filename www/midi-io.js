@@ -30,15 +30,19 @@ export function bindOutputs(access, select, onPick) {
 }
 
 /**
- * Calls `onNote(pitch)` for every note-on from any input (now or later
- * connected). Returns the number of inputs seen at the start.
+ * Calls `onNote(pitch, time)` for every note-on from any input (now or
+ * later connected) and `onNoteOff(pitch)` for every note-off; `time` is the
+ * message's (performance.now()'s clock). Returns the number of inputs seen
+ * at the start.
  */
-export function bindInputs(access, onNote) {
+export function bindInputs(access, onNote, onNoteOff = () => {}) {
   if (!access) return 0;
   const listen = (input) => {
-    input.onmidimessage = ({ data }) => {
+    input.onmidimessage = ({ data, timeStamp }) => {
       const [status, pitch, velocity] = data;
-      if ((status & 0xf0) === 0x90 && velocity > 0) onNote(pitch);
+      const kind = status & 0xf0;
+      if (kind === 0x90 && velocity > 0) onNote(pitch, timeStamp || performance.now());
+      else if (kind === 0x80 || kind === 0x90) onNoteOff(pitch);
     };
   };
   for (const input of access.inputs.values()) listen(input);

@@ -79,6 +79,24 @@ export class Player {
     sink.finish();
   }
 
+  /**
+   * Sounds notes as they are asked for, for live playing (the synth or the
+   * MIDI output): {noteOn(pitch, channel), noteOff(pitch, channel),
+   * click(accent), silence()}. Stops any playback first.
+   */
+  liveSink() {
+    this.stop();
+    const sink = this.output ? new MidiSink(this.output) : new SynthSink(this.#audioContext());
+    // Held until released: a note-on's planned end is far away.
+    const HELD_S = 600;
+    return {
+      noteOn: (pitch, channel) => sink.noteOn(pitch, sink.now(), sink.now() + HELD_S, channel),
+      noteOff: (pitch, channel) => sink.noteOff(pitch, sink.now(), channel),
+      click: (accent) => sink.click(sink.now(), accent),
+      silence: () => sink.silence(),
+    };
+  }
+
   stop() {
     const s = this.session;
     if (!s) return;
@@ -141,6 +159,12 @@ class MidiSink {
   noteOff(pitch, at, channel = 0) {
     this.output.send([0x80 | channel, pitch, 0], at * 1000);
   }
+  /** A metronome click: General MIDI's woodblocks on the drum channel. */
+  click(at, accent) {
+    const note = accent ? 76 : 77;
+    this.output.send([0x99, note, accent ? 110 : 80], at * 1000);
+    this.output.send([0x89, note, 0], at * 1000 + 50);
+  }
   finish() {}
   silence() {
     const allOff = (at) => {
@@ -194,6 +218,19 @@ class SynthSink {
     if (!voice) return;
     voice.gain.gain.cancelScheduledValues(at);
     voice.gain.gain.setTargetAtTime(0, at, 0.03);
+    for (const osc of voice.oscs) osc.stop(at + 0.3);
+  }
+  /** A metronome click: a short high blip, higher on the bar's first beat. */
+  click(at, accent) {
+    const osc = this.ctx.createOscillator();
+    const gain = this.ctx.createGain();
+    osc.frequency.value = accent ? 1760 : 1320;
+    gain.gain.setValueAtTime(0.4, at);
+    gain.gain.exponentialRampToValueAtTime(0.001, at + 0.05);
+    osc.connect(gain);
+    gain.connect(this.master);
+    osc.start(at);
+    osc.stop(at + 0.06);
   }
   finish(afterS = 0) {
     setTimeout(() => this.master.disconnect(), (afterS + 0.5) * 1000);

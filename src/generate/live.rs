@@ -27,6 +27,8 @@ pub struct Live {
     net: Net,
     /// The melody's pitch in the last step (a held note goes on from it).
     line: Option<u8>,
+    /// Steps up to the end of the melody's last note.
+    line_end: usize,
 }
 
 impl Live {
@@ -36,7 +38,7 @@ impl Live {
         let options = GenerateOptions { max_voices: options.max_voices.or(engine.bundle().metadata.voices), ..options.clone() };
         let session = Session::live(&options, &engine.bundle().metadata.hparams)?;
         let net = engine.net(Backend::Cpu, session.batch())?;
-        Ok(Live { session, net, line: None })
+        Ok(Live { session, net, line: None, line_end: 0 })
     }
 
     /// Writes the next step: the melody sounds `pitch` (struck anew when
@@ -51,6 +53,9 @@ impl Live {
             }
         }
         self.line = pitch;
+        if pitch.is_some() {
+            self.line_end = self.session.row_steps(0);
+        }
         let (sounding, struck) = self.session.last_step(0);
         let others = |pitches: Vec<u8>| pitches.into_iter().filter(|&p| Some(p) != pitch).collect();
         Ok(Harmony { sounding: others(sounding), struck: others(struck) })
@@ -66,8 +71,11 @@ impl Live {
         self.session.row_notes(0)
     }
 
-    /// The take as an output, like a generation's.
-    pub fn finish(self) -> Output {
+    /// The take as an output, like a generation's: up to the end of the
+    /// melody's last note (what was written after it, waiting for Stop, is
+    /// left out).
+    pub fn finish(mut self) -> Output {
+        self.session.end_outputs_at(self.line_end);
         self.session.finish().remove(0)
     }
 }

@@ -199,6 +199,11 @@ impl Session {
         Ok(())
     }
 
+    /// Live: the outputs end after `steps` steps (where the line ended).
+    pub fn end_outputs_at(&mut self, steps: usize) {
+        self.output_steps = steps.min(self.output_steps);
+    }
+
     /// Row `row`'s last complete step: its pitches, and which of them
     /// were struck in it (in the request's key).
     pub fn last_step(&self, row: usize) -> (Vec<u8>, Vec<u8>) {

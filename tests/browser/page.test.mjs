@@ -898,6 +898,63 @@ test('Copy link makes a link that writes the same notes with the same model, and
   }
 });
 
+test('Play live: each melody note from a MIDI keyboard is harmonized as it is played (64 notes at 120 qpm), and the take becomes a result', async () => {
+  await page.goto(`${server.url}/www/`);
+  await waitReady();
+  await page.selectOption('#midi-out', 'fake-out');
+  await openAdvanced();
+  await page.fill('#options input[name=qpm]', '120');
+  await page.dispatchEvent('#options input[name=qpm]', 'input');
+  await page.click('#live');
+  assert.equal(await page.textContent('#live'), 'Stop');
+  const scale = [60, 62, 64, 65, 67, 65, 64, 62];
+  const played = await page.evaluate(async (scale) => {
+    const take = window.polyphonyLive;
+    const input = window.__midiInput;
+    const wait = (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+    const stepMs = 60000 / (120 * 4);
+    window.__midiSent.length = 0;
+    const notes = [];
+    // Eighth notes from the end of the count-in, each released just before the next.
+    for (let i = 0; i < 64; i++) {
+      await wait(take.origin + i * 2 * stepMs - performance.now());
+      const pitch = scale[i % scale.length];
+      const t = performance.now();
+      input.onmidimessage({ data: new Uint8Array([0x90, pitch, 100]), timeStamp: t });
+      notes.push({ pitch, t });
+      await wait(take.origin + (i * 2 + 1.8) * stepMs - performance.now());
+      input.onmidimessage({ data: new Uint8Array([0x80, pitch, 0]), timeStamp: performance.now() });
+    }
+    return { notes, latencies: take.latencies, sent: window.__midiSent.map((m) => ({ data: m.data, timestamp: m.timestamp })) };
+  }, scale);
+  // What the fake output received: the harmony's note-ons (channels 1-3) after each melody note.
+  const harmonyOns = played.sent.filter((m) => [0x91, 0x92, 0x93].includes(m.data[0]) && m.data[2] > 0);
+  const observed = played.notes
+    .map(({ t }) => harmonyOns.filter((m) => m.timestamp >= t && m.timestamp < t + 50).map((m) => m.timestamp - t))
+    .filter((after) => after.length > 0)
+    .map((after) => Math.min(...after));
+  const sorted = [...played.latencies].sort((a, b) => a - b);
+  const median = sorted[32];
+  const worst = sorted[63];
+  console.log(`  live: harmony ${median.toFixed(2)} ms after the note (median of 64), worst ${worst.toFixed(2)} ms; ${observed.length} of 64 notes struck new harmony notes, at most ${Math.max(...observed).toFixed(2)} ms after`);
+  assert.equal(played.latencies.length, 64);
+  assert.ok(worst <= 20, `worst latency ${worst} ms`);
+  assert.ok(observed.length >= 16 && observed.every((ms) => ms <= 20), `harmony note-ons after the melody's: ${observed.join(', ')}`);
+  assert.match(await page.textContent('#live-status'), /harmony \d+\.\d ms after each note/);
+
+  await page.click('#live');
+  assert.equal(await page.textContent('#live'), 'Play live');
+  const results = await page.evaluate(() => window.polyphonyApp.results());
+  assert.equal(results.length, 1);
+  assert.ok(results[0].steps >= 128, `${results[0].steps} steps`);
+  const take = await resultNotes(0);
+  const soprano = sortNotes(take.filter((n) => n.voice === 0));
+  assert.deepEqual(soprano.map((n) => n.pitch), played.notes.map((n) => n.pitch), 'the melody, note for note, is the soprano');
+  assert.ok(new Set(take.map((n) => n.voice)).size >= 3, 'voices under it');
+  assert.match(await page.textContent('#live-status'), /^Take of \d+ steps; harmony/);
+  await shot('live-take.png');
+});
+
 test('the whole session logged no console errors and threw no page errors', async () => {
   assert.deepEqual(pageErrors, [], 'page errors');
   assert.deepEqual(consoleErrors, [], 'console errors / failed requests');
