@@ -59,6 +59,13 @@ pub async fn init_webgpu() -> Result<(), JsValue> {
     generate::device::start_webgpu().await.map_err(|e| js_error(e).into())
 }
 
+/// Panics: a wasm trap on purpose, for the browser test of the page's
+/// recovery (a fresh instance of the module, the model loaded again).
+#[wasm_bindgen(js_name = trapForTests)]
+pub fn trap_for_tests() {
+    panic!("a trap the tests asked for");
+}
+
 /// The library version, so the page can show which build it runs.
 #[wasm_bindgen]
 pub fn version() -> String {

@@ -87,6 +87,15 @@ function showStatus(text, state) {
   els.status.dataset.state = state;
 }
 
+/**
+ * Shows what went wrong; a wasm trap (a panic in the engine, which leaves
+ * its instance unusable) also restarts the engine.
+ */
+function showFailure(el, text, err) {
+  showError(el, `${text}: ${errorMessage(err)}`);
+  if (isTrap(err)) restartEngine(err);
+}
+
 function showError(el, message) {
   el.textContent = message;
   el.hidden = !message;
@@ -315,6 +324,37 @@ function useModel(bytes, fileName) {
   showStatus(`Model “${model.name}” ready${imported} — polyphony v${wasm.version()}`, 'ready');
 }
 
+// --- the engine after a trap ----------------------------------------------------------
+
+const isTrap = (err) => err instanceof WebAssembly.RuntimeError;
+let restarting = null; // the restart in progress
+
+/**
+ * A trap (a panic in the engine) leaves the wasm instance in an unknown
+ * state: a fresh instance of the module, and the model loaded into it again.
+ */
+function restartEngine(err) {
+  restarting ??= (async () => {
+    cancelGeneration();
+    if (liveTake) stopLive();
+    const { bytes, fileName, name } = model;
+    showStatus(`The engine stopped (${errorMessage(err)}); restarting it…`, 'loading');
+    // A new module URL is a new instance; the bytes come from the browser's cache.
+    wasm = await import(`../pkg/polyphony.js?instance=${Date.now()}`);
+    await wasm.default({ module_or_path: WASM_URL });
+    model = null; // its objects lived in the old instance
+    useModel(bytes, fileName);
+    showStatus(`The engine stopped (${errorMessage(err)}) and was restarted; the model “${name}” is loaded again.`, 'ready');
+    window.polyphonyRestarts = (window.polyphonyRestarts ?? 0) + 1;
+  })()
+    .catch((e) => showStatus(`The engine stopped and could not be restarted: ${errorMessage(e)}; reload the page.`, 'error'))
+    .finally(() => (restarting = null));
+  return restarting;
+}
+
+window.addEventListener('error', (e) => isTrap(e.error) && restartEngine(e.error));
+window.addEventListener('unhandledrejection', (e) => isTrap(e.reason) && restartEngine(e.reason));
+
 // --- backends -------------------------------------------------------------------------
 
 /** Tries WebGPU, times it against the CPU, and shows the outcome. */
@@ -359,7 +399,7 @@ async function openFile(file) {
       }
       showError(els.modelError, '');
     } catch (err) {
-      showError(els.modelError, `Could not use ${file.name} as a primer: ${errorMessage(err)}`);
+      showFailure(els.modelError, `Could not use ${file.name} as a primer`, err);
     }
     return;
   }
@@ -369,6 +409,7 @@ async function openFile(file) {
   } catch (err) {
     const still = model ? ` The model “${model.name}” stays loaded.` : '';
     showError(els.modelError, `Could not load ${file.name}: ${errorMessage(err)}.${still}`);
+    if (isTrap(err)) restartEngine(err);
   }
 }
 
@@ -489,7 +530,7 @@ async function write(req, backend) {
     els.share.hidden = false;
   } catch (err) {
     results.clear();
-    showError(els.genError, `Cannot generate: ${errorMessage(err)}`);
+    showFailure(els.genError, 'Cannot generate', err);
     els.genStatus.textContent = '';
   }
 }
@@ -503,7 +544,7 @@ function startLive() {
   try {
     liveTake = new LiveTake(model.model, readOptions(), player.liveSink(), { onStep: showLive });
   } catch (err) {
-    showError(els.genError, `Cannot play live: ${errorMessage(err)}`);
+    showFailure(els.genError, 'Cannot play live', err);
     return;
   }
   window.polyphonyLive = liveTake;
@@ -627,7 +668,7 @@ async function rewrite(card, kind) {
     els.genStatus.textContent = `Output ${card.index + 1} rewritten in ${seconds.toFixed(2)} s on ${LABELS[backend]}`;
     return { output: outputs[0], request: req };
   } catch (err) {
-    showError(els.genError, `Cannot rewrite: ${errorMessage(err)}`);
+    showFailure(els.genError, 'Cannot rewrite', err);
     results.draw(card, card.notes);
     return null;
   }
