@@ -7,6 +7,7 @@
 #   ./build.sh dist [DIR]  the page as a static site in DIR (default dist/), see README.md
 #   ./build.sh serve-dist [DIR]  build it, serve it as a static host would
 #   ./build.sh corpus  fetch the Bach chorales (music21 wheel from PyPI)
+#   ./build.sh bench-page  our CPU wasm step next to TensorFlow.js's wasm backend (not a test)
 #
 # It installs what is missing (Debian packages, wasm-bindgen-cli, npm packages)
 # and says so. Build caches live outside the clone:
@@ -444,6 +445,18 @@ cmd_test() {
   fi
 }
 
+# Our CPU wasm LSTM step next to TensorFlow.js 4.22's wasm backend running the
+# same network step, in one headless Chromium (tests/browser/bench-vs-tfjs.mjs
+# prints a markdown table). A benchmark, not a test: not part of cmd_test.
+cmd_bench_page() { # [--rounds N] [--steps N]
+  prepare wasm browser
+  if [ ! -f pkg/polyphony.js ] || [ ! -f pkg/polyphony_bg.wasm ]; then build_wasm_package pkg --no-default-features; fi
+  if [ ! -f tests/browser/node_modules/@tensorflow/tfjs-backend-wasm/package.json ]; then
+    (cd tests/browser && npm ci --no-audit --no-fund) || die "npm ci in tests/browser failed"
+  fi
+  node tests/browser/bench-vs-tfjs.mjs "$@"
+}
+
 usage() {
   cat <<EOF
 Usage: ./build.sh <command>
@@ -463,6 +476,9 @@ Usage: ./build.sh <command>
           eval loss), bundle into assets/ (hours on 2 cores)
   bundle-bach the last step of train-bach alone: the run's best checkpoint into
           assets/bach-chorales.bundle (int8, else f16, if within 0.5% of f32's eval loss)
+  bench-page [--rounds N] [--steps N]  a benchmark, not a test: the page's CPU wasm
+          step (?bench) next to TensorFlow.js's wasm backend on the same 3x256 LSTM
+          step, in headless Chromium; prints a markdown table (tests/browser/bench-vs-tfjs.mjs)
 
 Installs what is missing (Debian rustc-web & co, chromium, wasm-bindgen-cli,
 npm playwright-core) and says so. Caches: CARGO_TARGET_DIR (default
@@ -479,6 +495,7 @@ case "${1:-}" in
   corpus) cmd_corpus ;;
   train-bach) cmd_train_bach ;;
   bundle-bach) cmd_bundle_bach ;;
+  bench-page) shift; cmd_bench_page "$@" ;;
   -h | --help | help) usage ;;
   *)
     usage >&2
