@@ -20,47 +20,18 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, runner } from './harness.mjs';
 import { startStaticServer } from './static-server.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
 const OUT = path.join(HERE, 'out');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const LOAD_TIMEOUT_MS = 60_000;
 const TOTAL_TIMEOUT_MS = 300_000;
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--enable-unsafe-webgpu',
-  '--use-webgpu-adapter=swiftshader',
-  '--enable-features=Vulkan',
-];
 
-// --- a tiny test runner -----------------------------------------------------
+// --- the tests (runner: harness.mjs) ---------------------------------------
 
-const tests = [];
-const test = (name, fn) => tests.push({ name, fn });
-let passed = 0;
-let failed = 0;
-
-function report(name, error) {
-  if (error) {
-    failed += 1;
-    console.log(`not ok - ${name}\n  ${String(error?.stack ?? error).replaceAll('\n', '\n  ')}`);
-  } else {
-    passed += 1;
-    console.log(`ok - ${name}`);
-  }
-}
-
-function finish() {
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exitCode = failed > 0 ? 1 : 0;
-}
+const { test, run } = runner();
 
 // --- browser session shared by the tests ------------------------------------
 
@@ -1044,26 +1015,4 @@ test('the whole session logged no console errors and threw no page errors', asyn
 
 // --- main ---------------------------------------------------------------------
 
-const watchdog = setTimeout(() => {
-  report(`all tests finish within ${TOTAL_TIMEOUT_MS / 1000} s`, new Error('timed out'));
-  finish();
-  process.exit(1);
-}, TOTAL_TIMEOUT_MS);
-watchdog.unref();
-
-try {
-  await setUp();
-  for (const { name, fn } of tests) {
-    try {
-      await fn();
-      report(name);
-    } catch (err) {
-      report(name, err);
-    }
-  }
-} catch (err) {
-  report(`set-up (static server, Chromium at ${CHROMIUM})`, err);
-} finally {
-  await tearDown();
-}
-finish();
+await run({ setUp, tearDown, timeoutMs: TOTAL_TIMEOUT_MS, what: `static server, Chromium at ${CHROMIUM}` });

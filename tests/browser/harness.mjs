@@ -1,0 +1,70 @@
+// What the headless-browser test files share: the browser and its flags,
+// and a tiny test runner (TAP-like lines, a watchdog, set-up and tear-down
+// around the tests in order).
+
+/** Debian's Chromium, driven by playwright-core (which never downloads one). */
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/** Quiet, and WebGPU on SwiftShader (a GPU emulated on the CPU: correctness, not speed). */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--enable-unsafe-webgpu',
+  '--use-webgpu-adapter=swiftshader',
+  '--enable-features=Vulkan',
+];
+
+/**
+ * A runner: `test(name, fn)` registers a test; `run({setUp, tearDown,
+ * timeoutMs, what})` runs set-up, every test in order (a failure does not
+ * stop the others), tear-down, prints `ok`/`not ok` lines and the count, and
+ * sets the exit code. `what` names the set-up in its failure line.
+ */
+export function runner() {
+  const tests = [];
+  let passed = 0;
+  let failed = 0;
+  const report = (name, error) => {
+    if (error) {
+      failed += 1;
+      console.log(`not ok - ${name}\n  ${String(error?.stack ?? error).replaceAll('\n', '\n  ')}`);
+    } else {
+      passed += 1;
+      console.log(`ok - ${name}`);
+    }
+  };
+  const finish = () => {
+    console.log(`${passed} passed, ${failed} failed`);
+    process.exitCode = failed > 0 ? 1 : 0;
+  };
+  const test = (name, fn) => tests.push({ name, fn });
+  const run = async ({ setUp, tearDown, timeoutMs, what }) => {
+    const watchdog = setTimeout(() => {
+      report(`all tests finish within ${timeoutMs / 1000} s`, new Error('timed out'));
+      finish();
+      process.exit(1);
+    }, timeoutMs);
+    watchdog.unref();
+    try {
+      await setUp();
+      for (const { name, fn } of tests) {
+        try {
+          await fn();
+          report(name);
+        } catch (err) {
+          report(name, err);
+        }
+      }
+    } catch (err) {
+      report(`set-up (${what})`, err);
+    } finally {
+      await tearDown();
+    }
+    finish();
+  };
+  return { test, run };
+}
