@@ -1,6 +1,32 @@
 // What the headless-browser test files share: the browser and its flags,
-// and a tiny test runner (TAP-like lines, a watchdog, set-up and tear-down
-// around the tests in order).
+// waiting on the page, and a tiny test runner (TAP-like lines, a watchdog,
+// set-up and tear-down around the tests in order).
+
+import assert from 'node:assert/strict';
+
+/** How long the page may take to load, or to finish a generation. */
+export const LOAD_TIMEOUT_MS = 60_000;
+
+/** Waits until page `p` has its model (or has said why not). */
+export const waitReady = (p) =>
+  p.waitForFunction(() => window.polyphonyReady === true || window.polyphonyError !== undefined, null, { timeout: LOAD_TIMEOUT_MS });
+
+/** Waits until page `p` has tried WebGPU and timed the backends. */
+export const waitBackends = (p) =>
+  p.waitForFunction(() => window.polyphonyBackendsReady === true || window.polyphonyError !== undefined, null, { timeout: LOAD_TIMEOUT_MS });
+
+/** Clicks Generate on page `p` and waits for the outcome; returns the status line. */
+export async function generateAndWait(p) {
+  await p.click('#generate');
+  await p.waitForFunction(
+    () => document.querySelector('#gen-status')?.dataset.seconds !== undefined || !document.querySelector('#gen-error').hidden,
+    null,
+    { timeout: LOAD_TIMEOUT_MS },
+  );
+  const error = await p.evaluate(() => (document.querySelector('#gen-error').hidden ? null : document.querySelector('#gen-error').textContent));
+  assert.equal(error, null, 'no generation error');
+  return p.textContent('#gen-status');
+}
 
 /** Debian's Chromium, driven by playwright-core (which never downloads one). */
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';

@@ -22,13 +22,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, runner } from './harness.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, LOAD_TIMEOUT_MS, generateAndWait as generateOn, runner, waitBackends as pageBackendsReady, waitReady as pageReady } from './harness.mjs';
 import { startStaticServer, HASHED_NAME } from './static-server.mjs';
 import { buildDist } from '../../tools/dist.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
-const LOAD_TIMEOUT_MS = 60_000;
 // Two dist builds: brotli at quality 11 takes most of a minute for the WebGPU
 // wasm the first time (then it comes from ~/.cache/polyphony/compressed).
 const TOTAL_TIMEOUT_MS = 420_000;
@@ -126,26 +125,9 @@ async function swBuild(build) {
   return JSON.parse(text.match(/^const BUILD = (.*);$/m)[1]);
 }
 
-const waitReady = (p = page) =>
-  p.waitForFunction(() => window.polyphonyReady === true || window.polyphonyError !== undefined, null, {
-    timeout: LOAD_TIMEOUT_MS,
-  });
-const waitBackends = (p = page) =>
-  p.waitForFunction(() => window.polyphonyBackendsReady === true || window.polyphonyError !== undefined, null, {
-    timeout: LOAD_TIMEOUT_MS,
-  });
-/** Clicks Generate and waits for the outcome; returns the status line (as page.test.mjs). */
-async function generateAndWait(p = page) {
-  await p.click('#generate');
-  await p.waitForFunction(
-    () => document.querySelector('#gen-status')?.dataset.seconds !== undefined || !document.querySelector('#gen-error').hidden,
-    null,
-    { timeout: LOAD_TIMEOUT_MS },
-  );
-  const error = await p.evaluate(() => (document.querySelector('#gen-error').hidden ? null : document.querySelector('#gen-error').textContent));
-  assert.equal(error, null, 'no generation error');
-  return p.textContent('#gen-status');
-}
+const waitReady = (p = page) => pageReady(p);
+const waitBackends = (p = page) => pageBackendsReady(p);
+const generateAndWait = (p = page) => generateOn(p);
 /** Polls `condition` (async, here in node) until it holds; fails with `what` after LOAD_TIMEOUT_MS. */
 async function waitFor(condition, what) {
   for (const deadline = Date.now() + LOAD_TIMEOUT_MS; !(await condition()); ) {

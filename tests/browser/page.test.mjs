@@ -20,13 +20,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, runner } from './harness.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, LOAD_TIMEOUT_MS, generateAndWait as generateOn, runner, waitBackends as pageBackendsReady, waitReady as pageReady } from './harness.mjs';
 import { startStaticServer } from './static-server.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
 const OUT = path.join(HERE, 'out');
-const LOAD_TIMEOUT_MS = 60_000;
 const TOTAL_TIMEOUT_MS = 300_000;
 
 // --- the tests (runner: harness.mjs) ---------------------------------------
@@ -108,27 +107,9 @@ const shot = async (name) => {
   await mkdir(OUT, { recursive: true });
   await page.screenshot({ path: path.join(OUT, name), fullPage: true });
 };
-const waitReady = (p = page) =>
-  p.waitForFunction(() => window.polyphonyReady === true || window.polyphonyError !== undefined, null, {
-    timeout: LOAD_TIMEOUT_MS,
-  });
-/** Waits until WebGPU has been tried and the backends timed. */
-const waitBackends = (p = page) =>
-  p.waitForFunction(() => window.polyphonyBackendsReady === true || window.polyphonyError !== undefined, null, {
-    timeout: LOAD_TIMEOUT_MS,
-  });
-/** Clicks Generate and waits for the outcome; returns the status line. */
-async function generateAndWait(p = page) {
-  await p.click('#generate');
-  await p.waitForFunction(
-    () => document.querySelector('#gen-status')?.dataset.seconds !== undefined || !document.querySelector('#gen-error').hidden,
-    null,
-    { timeout: LOAD_TIMEOUT_MS },
-  );
-  const error = await p.evaluate(() => (document.querySelector('#gen-error').hidden ? null : document.querySelector('#gen-error').textContent));
-  assert.equal(error, null, 'no generation error');
-  return p.textContent('#gen-status');
-}
+const waitReady = (p = page) => pageReady(p);
+const waitBackends = (p = page) => pageBackendsReady(p);
+const generateAndWait = (p = page) => generateOn(p);
 const primerNotes = () => page.evaluate(() => window.polyphonyApp.primerNotes());
 /** Opens the fold of the original's options (the musical controls come first). */
 const openAdvanced = (p = page) => p.evaluate(() => (document.querySelector('#advanced').open = true));
