@@ -15,6 +15,23 @@ export const waitReady = (p) =>
 export const waitBackends = (p) =>
   p.waitForFunction(() => window.polyphonyBackendsReady === true || window.polyphonyError !== undefined, null, { timeout: LOAD_TIMEOUT_MS });
 
+/**
+ * Collects what page `p` logs as errors into `consoleErrors` and what it
+ * throws into `pageErrors` (printed as they come; all console lines with
+ * VERBOSE set).
+ */
+export function watchErrors(p, consoleErrors, pageErrors) {
+  p.on('console', (msg) => {
+    const line = `[browser ${msg.type()}] ${msg.text()}`;
+    if (process.env.VERBOSE || msg.type() === 'error' || msg.type() === 'warning') console.log(`  ${line}`);
+    if (msg.type() === 'error') consoleErrors.push(msg.text());
+  });
+  p.on('pageerror', (err) => {
+    console.log(`  [browser pageerror] ${err.message}`);
+    pageErrors.push(err.message);
+  });
+}
+
 /** Clicks Generate on page `p` and waits for the outcome; returns the status line. */
 export async function generateAndWait(p) {
   await p.click('#generate');

@@ -22,7 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, LOAD_TIMEOUT_MS, generateAndWait as generateOn, runner, waitBackends as pageBackendsReady, waitReady as pageReady } from './harness.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, LOAD_TIMEOUT_MS, generateAndWait as generateOn, runner, watchErrors, waitBackends as pageBackendsReady, waitReady as pageReady } from './harness.mjs';
 import { startStaticServer, HASHED_NAME } from './static-server.mjs';
 import { buildDist } from '../../tools/dist.mjs';
 
@@ -66,15 +66,7 @@ async function setUp() {
     viewport: { width: 1024, height: 640 },
   });
   page = context.pages()[0] ?? (await context.newPage());
-  page.on('console', (msg) => {
-    const line = `[browser ${msg.type()}] ${msg.text()}`;
-    if (process.env.VERBOSE || msg.type() === 'error' || msg.type() === 'warning') console.log(`  ${line}`);
-    if (msg.type() === 'error') consoleErrors.push(msg.text());
-  });
-  page.on('pageerror', (err) => {
-    console.log(`  [browser pageerror] ${err.message}`);
-    pageErrors.push(err.message);
-  });
+  watchErrors(page, consoleErrors, pageErrors);
 }
 
 /** Serves a build's folder, on the same port as the last one (the same origin: a deploy). */

@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { CHROMIUM, CHROMIUM_ARGS, LOAD_TIMEOUT_MS, generateAndWait as generateOn, runner, waitBackends as pageBackendsReady, waitReady as pageReady } from './harness.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, LOAD_TIMEOUT_MS, generateAndWait as generateOn, runner, watchErrors, waitBackends as pageBackendsReady, waitReady as pageReady } from './harness.mjs';
 import { startStaticServer } from './static-server.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -79,15 +79,7 @@ async function setUp() {
     }
   });
   page = context.pages()[0] ?? (await context.newPage());
-  page.on('console', (msg) => {
-    const line = `[browser ${msg.type()}] ${msg.text()}`;
-    if (process.env.VERBOSE || msg.type() === 'error' || msg.type() === 'warning') console.log(`  ${line}`);
-    if (msg.type() === 'error') consoleErrors.push(msg.text());
-  });
-  page.on('pageerror', (err) => {
-    console.log(`  [browser pageerror] ${err.message}`);
-    pageErrors.push(err.message);
-  });
+  watchErrors(page, consoleErrors, pageErrors);
   page.on('requestfailed', (req) => consoleErrors.push(`request failed: ${req.url()} (${req.failure()?.errorText})`));
   page.on('response', (res) => {
     if (res.status() >= 400) consoleErrors.push(`HTTP ${res.status()} for ${res.url()}`);
