@@ -1,8 +1,11 @@
 //! The bundle file: exact round trips, half precision, and a clear refusal
 //! of every kind of foreign or damaged file.
 
+mod common;
+
+use common::Scratch;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use polyphony::bundle::{
     self, BUNDLE_FORMAT_VERSION, Bundle, BundleError, BundleMetadata, DENSE_BIASES, DENSE_WEIGHTS, NamedTensor, Precision,
@@ -90,13 +93,6 @@ fn edit_header(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
     edited.extend_from_slice(header.replacen(from, to, 1).as_bytes());
     edited.extend_from_slice(&bytes[start..]);
     edited
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("polyphony-bundle-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
@@ -385,7 +381,7 @@ fn another_event_encoding_is_unsupported() {
 
 #[test]
 fn save_is_atomic_and_load_names_the_file() {
-    let dir = temp_dir("save");
+    let dir = Scratch::new("bundle-save");
     let path = dir.join("chorales.polyphony");
     let original = small_bundle();
     bundle::save(&path, &original, Precision::F32).unwrap();
@@ -402,7 +398,6 @@ fn save_is_atomic_and_load_names_the_file() {
 
     let unwritable = dir.join("no-such-dir").join("x.polyphony");
     assert!(bundle::save(&unwritable, &original, Precision::F32).unwrap_err().to_string().contains("x.polyphony"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Python reads the file as any safetensors file: with the stdlib's own
@@ -414,7 +409,7 @@ fn python_reads_the_bundle() {
         eprintln!("skipped: no python3");
         return;
     }
-    let dir = temp_dir("python");
+    let dir = Scratch::new("bundle-python");
     let path = dir.join("model.polyphony");
     bundle::save(&path, &small_bundle(), Precision::F16).unwrap();
     let script = r#"
@@ -443,7 +438,6 @@ print("safetensors")
     let run = std::process::Command::new("python3").arg("-c").arg(script).arg(&path).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     eprintln!("python read it{}", if run.stdout.starts_with(b"safetensors") { " with safetensors" } else { "" });
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Share links name the model they were made with: the same bundle read

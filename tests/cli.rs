@@ -3,18 +3,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use common::Scratch;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn polyphony(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_polyphony")).args(args).output().expect("binary runs")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("polyphony-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
@@ -50,7 +45,7 @@ fn zip_without_musicxml() -> Vec<u8> {
 
 #[test]
 fn bad_files_each_give_one_error_line_and_the_rest_is_processed() {
-    let dir = temp_dir("bad");
+    let dir = Scratch::new("cli-bad");
     let good = common::golden_source(&common::golden_pieces()[0]).to_string_lossy().into_owned();
     let valid_midi = std::fs::read(common::golden_pieces()[0].join("input.mid")).unwrap();
     let cases: Vec<(String, &str)> = vec![
@@ -98,7 +93,7 @@ fn events_prints_indices_and_transposes() {
 
 #[test]
 fn decode_writes_midi_that_reads_back_to_the_same_events() {
-    let dir = temp_dir("decode");
+    let dir = Scratch::new("cli-decode");
     let piece = &common::golden_pieces()[0];
     let events = piece.join("events.txt").to_string_lossy().into_owned();
     let out_mid = dir.join("out.mid").to_string_lossy().into_owned();
@@ -113,7 +108,7 @@ fn decode_writes_midi_that_reads_back_to_the_same_events() {
 
 #[test]
 fn decode_reports_a_bad_line() {
-    let dir = temp_dir("decode-bad");
+    let dir = Scratch::new("cli-decode-bad");
     let path = write(&dir, "bad.txt", b"START\nNEW_NOTE 60\nNEW_NOTE 200\n");
     let out = polyphony(&["decode", &path, "-o", &dir.join("x.mid").to_string_lossy()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -123,7 +118,7 @@ fn decode_reports_a_bad_line() {
 
 #[test]
 fn generate_uses_the_built_in_model_by_default() {
-    let dir = temp_dir("default-model");
+    let dir = Scratch::new("cli-default-model");
     let out = polyphony(&[
         "generate", "--output_dir", &dir.to_string_lossy(), "--num_outputs", "2", "--num_steps", "16",
         "--primer_pitches", "[67,64,60]", "--seed", "3",
@@ -142,8 +137,30 @@ fn generate_uses_the_built_in_model_by_default() {
 }
 
 #[test]
+fn harmonize_is_as_long_as_the_melody_unless_asked_for_more() {
+    let dir = Scratch::new("cli-harmonize");
+    // Two bars at 120 qpm: 32 sixteenths, 4 seconds.
+    let melody = "[60,-2,-2,-2,62,-2,-2,-2,64,-2,-2,-2,65,-2,-2,-2,67,-2,-2,-2,65,-2,-2,-2,64,-2,-2,-2,62,-2,-2,-2]";
+    let last_end = |steps: Option<&str>| {
+        let out_dir = dir.join(steps.unwrap_or("default"));
+        let mut args = vec!["harmonize", "--output_dir", out_dir.to_str().unwrap(), "--num_outputs", "1", "--primer_melody", melody, "--seed", "2"];
+        if let Some(steps) = steps {
+            args.extend(["--num_steps", steps]);
+        }
+        let out = polyphony(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let file = std::fs::read_dir(&out_dir).unwrap().next().unwrap().unwrap().path();
+        let seq = polyphony::midi::read_midi(&std::fs::read(file).unwrap()).unwrap();
+        seq.notes.iter().map(|n| n.end_time).fold(0.0, f64::max)
+    };
+    assert_eq!(last_end(None), 4.0, "the melody's length, nothing added");
+    let longer = last_end(Some("64"));
+    assert!(longer > 4.0 && longer <= 8.0, "two more bars asked for: the last note ends at {longer} s");
+}
+
+#[test]
 fn judge_counts_voices_per_step_and_reports_bad_files() {
-    let dir = temp_dir("voicing");
+    let dir = Scratch::new("cli-voicing");
     // Two steps of a four-voice chord, then two of a single note; decoded to MIDI.
     let events = write(
         &dir,

@@ -4,19 +4,14 @@
 
 mod common;
 
+use common::Scratch;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use polyphony::dataset::{self, CreateDatasetReport, CreateOptions, Dataset, DatasetError, Example};
 use polyphony::pipeline::Discard;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("polyphony-dataset-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn small_dataset() -> Dataset {
     let example = |source: &str, transposition, events: &[u16]| Example {
@@ -50,7 +45,7 @@ fn reseal(bytes: &mut Vec<u8>) {
 
 #[test]
 fn a_dataset_file_reads_back_bit_exact() {
-    let dir = temp_dir("roundtrip");
+    let dir = Scratch::new("dataset-roundtrip");
     let path = dir.join("small.polyds");
     let original = small_dataset();
     dataset::write_dataset(std::fs::File::create(&path).unwrap(), &original).unwrap();
@@ -167,8 +162,8 @@ fn discarded(report: &CreateDatasetReport, reason: Discard) -> usize {
 
 #[test]
 fn the_corpus_gives_the_original_totals_and_whole_pieces_per_side() {
-    let out = temp_dir("corpus");
-    let report = create(&[common::bach_dir()], &CreateOptions::new(&out));
+    let out = Scratch::new("dataset-corpus");
+    let report = create(&[common::bach_dir()], &CreateOptions::new(&*out));
     let (eval, training) = (&report.eval, &report.training);
     assert_eq!(eval.inputs + training.inputs, 410);
     assert_eq!(eval.outputs + training.outputs, 3033);
@@ -203,11 +198,11 @@ fn the_corpus_gives_the_original_totals_and_whole_pieces_per_side() {
 
 #[test]
 fn the_original_eval_list_gives_the_original_split() {
-    let out = temp_dir("original-split");
+    let out = Scratch::new("dataset-original-split");
     let list_path = common::golden_dir().join("original-split/eval_pieces.txt");
     let listed = dataset::parse_piece_list(&std::fs::read_to_string(list_path).unwrap());
     assert_eq!(listed.len(), 34);
-    let options = CreateOptions { eval_pieces: Some(listed.clone()), ..CreateOptions::new(&out) };
+    let options = CreateOptions { eval_pieces: Some(listed.clone()), ..CreateOptions::new(&*out) };
     let report = create(&[common::bach_dir()], &options);
     // The original's create_dataset run: 342 eval and 2,691 training outputs.
     assert_eq!((report.eval.outputs, report.training.outputs), (342, 2691));
@@ -233,8 +228,8 @@ fn the_original_eval_list_gives_the_original_split() {
 #[test]
 fn the_seed_alone_decides_the_split() {
     let files = |seed: u64, name: &str| {
-        let out = temp_dir(name);
-        create(&[common::bach_dir()], &CreateOptions { seed, ..CreateOptions::new(&out) });
+        let out = Scratch::new(&format!("dataset-{name}"));
+        create(&[common::bach_dir()], &CreateOptions { seed, ..CreateOptions::new(&*out) });
         [dataset::EVAL_FILE, dataset::TRAINING_FILE].map(|f| std::fs::read(out.join(f)).unwrap())
     };
     let first = files(5, "seed-a");
@@ -246,8 +241,8 @@ fn the_seed_alone_decides_the_split() {
 
 /// A small corpus: two chorales at the top, one in a sub-folder, one
 /// garbage file, and a text file that is not music and must be ignored.
-fn small_corpus(name: &str) -> PathBuf {
-    let dir = temp_dir(name);
+fn small_corpus(name: &str) -> Scratch {
+    let dir = Scratch::new(&format!("dataset-{name}"));
     let bach = common::bach_dir();
     std::fs::create_dir_all(dir.join("more")).unwrap();
     for (from, to) in
@@ -263,11 +258,11 @@ fn small_corpus(name: &str) -> PathBuf {
 #[test]
 fn an_unreadable_file_is_reported_and_skipped() {
     let corpus = small_corpus("unreadable");
-    let out = temp_dir("unreadable-out");
+    let out = Scratch::new("dataset-unreadable-out");
     let calls = std::sync::Mutex::new(Vec::new());
-    let options = CreateOptions { eval_ratio: 0.0, ..CreateOptions::new(&out) };
+    let options = CreateOptions { eval_ratio: 0.0, ..CreateOptions::new(&*out) };
     let report =
-        dataset::create_dataset(&[corpus], &options, &|done, total| calls.lock().unwrap().push((done, total))).unwrap();
+        dataset::create_dataset(&[corpus.to_path_buf()], &options, &|done, total| calls.lock().unwrap().push((done, total))).unwrap();
     assert_eq!(report.failures.len(), 1);
     assert!(report.failures[0].path.ends_with("garbage.mid"), "{}", report.failures[0]);
     assert_eq!(report.training.inputs, 3);
@@ -279,12 +274,12 @@ fn an_unreadable_file_is_reported_and_skipped() {
 
 #[test]
 fn bad_options_are_errors() {
-    let out = temp_dir("bad-options");
-    let options = CreateOptions { eval_ratio: 1.5, ..CreateOptions::new(&out) };
+    let out = Scratch::new("dataset-bad-options");
+    let options = CreateOptions { eval_ratio: 1.5, ..CreateOptions::new(&*out) };
     let error = dataset::create_dataset(&[common::bach_dir()], &options, &|_, _| {}).unwrap_err();
     assert!(error.to_string().contains("eval_ratio"), "{error}");
     let missing = out.join("no-such-dir");
-    let error = dataset::create_dataset(&[missing], &CreateOptions::new(&out), &|_, _| {}).unwrap_err();
+    let error = dataset::create_dataset(&[missing], &CreateOptions::new(&*out), &|_, _| {}).unwrap_err();
     assert!(error.to_string().contains("no-such-dir"), "{error}");
 }
 
@@ -296,9 +291,9 @@ fn polyphony(args: &[&str]) -> (Option<i32>, String, String) {
 
 #[test]
 fn the_command_line_makes_a_dataset_and_reports_the_garbage() {
-    let corpus = small_corpus("cli");
-    let out = temp_dir("cli-out");
-    let (corpus, out) = (corpus.to_string_lossy().into_owned(), out.to_string_lossy().into_owned());
+    let corpus_dir = small_corpus("cli");
+    let out_dir = Scratch::new("dataset-cli-out");
+    let (corpus, out) = (corpus_dir.to_string_lossy().into_owned(), out_dir.to_string_lossy().into_owned());
     let (code, stdout, stderr) =
         polyphony(&["create-dataset", "--input", &corpus, "--output_dir", &out, "--seed", "3"]);
     assert_eq!(code, Some(0), "{stderr}");
@@ -326,8 +321,8 @@ fn the_command_line_makes_a_dataset_and_reports_the_garbage() {
 fn the_full_reading_keeps_409_chorales_and_key_normalisation_moves_them_to_c() {
     use polyphony::key::{Key, Mode};
     use polyphony::music_file::Reading;
-    let out = temp_dir("full");
-    let options = CreateOptions { reading: Reading::Full, tunes_together: true, key_normalized: true, ..CreateOptions::new(&out) };
+    let out = Scratch::new("dataset-full");
+    let options = CreateOptions { reading: Reading::Full, tunes_together: true, key_normalized: true, ..CreateOptions::new(&*out) };
     let report = create(&[common::bach_dir()], &options);
     assert_eq!(report.pieces_used, 409, "the original reading uses 290");
     assert_eq!(report.groups_straddling_split, 0);

@@ -3,19 +3,16 @@
 //! back with our readers to the same notes; the voices are the ones the
 //! library assigns.
 
+mod common;
+
+use common::Scratch;
+
 use std::path::PathBuf;
 use std::process::Command;
 
 use polyphony::encoding::STEPS_PER_QUARTER;
 use polyphony::music_file::{self, Reading};
 use polyphony::step_grid::StepNote;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("polyphony-export-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// (voice, note) of a file's notes, read in full and quantized: the voice is
 /// a score's part, a MIDI file's instrument (its track).
@@ -34,7 +31,7 @@ fn notes(path: &std::path::Path) -> Vec<(u32, StepNote)> {
 
 #[test]
 fn musicxml_and_midi_of_a_run_hold_the_same_notes_in_the_same_four_voices() {
-    let dir = temp_dir("both");
+    let dir = Scratch::new("export-both");
     let out = Command::new(env!("CARGO_BIN_EXE_polyphony"))
         .args(["generate", "--output_dir", dir.to_str().unwrap(), "--primer_pitches", "[67,64,60]", "--seed", "1", "--output_format", "both"])
         .output()
@@ -65,5 +62,4 @@ fn musicxml_and_midi_of_a_run_hold_the_same_notes_in_the_same_four_voices() {
             .collect();
         assert_eq!(names[..4], ["Soprano", "Alto", "Tenor", "Bass"]);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::Scratch;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output as ProcessOutput};
 
@@ -46,13 +48,6 @@ fn random_bundle_of(hp: HParams, seed: u64, step_end_bias: f32) -> Bundle {
 
 fn small_bundle() -> Bundle {
     random_bundle(&[16, 16], 7, 3.0)
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("polyphony-generate-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 fn polyphony(args: &[&str]) -> ProcessOutput {
@@ -641,7 +636,7 @@ fn midly_notes(bytes: &[u8]) -> (u16, Vec<(u8, u64, u64)>) {
 /// pitch, and each file holds exactly the library's output for the seed.
 #[test]
 fn the_twinkle_harmonization_that_crashed_the_original_works() {
-    let dir = temp_dir("twinkle");
+    let dir = Scratch::new("generate-twinkle");
     let bundle_file = save_small_bundle(&dir);
     let out_dir = dir.join("out");
     let out = polyphony(&[
@@ -702,12 +697,11 @@ fn the_twinkle_harmonization_that_crashed_the_original_works() {
         assert_eq!(notes, expected, "{}: the file holds the output's notes", file.display());
         assert_eq!(encoding::num_steps(&output.events), 64);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn boolean_flags_take_the_originals_forms() {
-    let dir = temp_dir("flags");
+    let dir = Scratch::new("generate-flags");
     // The built-in model: a random one hardly depends on what it has read,
     // so conditioning or not may give the same notes.
     let run = |name: &str, flags: &[&str]| -> Vec<u8> {
@@ -737,12 +731,11 @@ fn boolean_flags_take_the_originals_forms() {
     let unmasked = run("k", &["--nomask_ignored_events"]);
     assert_eq!(unmasked, run("l", &["--mask_ignored_events=false"]));
     assert_ne!(unmasked, plain);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn every_bad_input_gets_one_error_line_and_exit_code_1() {
-    let dir = temp_dir("bad");
+    let dir = Scratch::new("generate-bad");
     let bundle_file = save_small_bundle(&dir);
     let not_midi = dir.join("notes.mid");
     std::fs::write(&not_midi, "this is not MIDI").unwrap();
@@ -788,7 +781,6 @@ fn every_bad_input_gets_one_error_line_and_exit_code_1() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A run directory with a checkpoint of the small model.
@@ -811,7 +803,7 @@ fn small_run(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_run_dir_generates_checks_hparams_and_saves_a_bundle() {
-    let dir = temp_dir("run");
+    let dir = Scratch::new("generate-run");
     let run_dir = small_run(&dir);
     let run = run_dir.to_str().unwrap();
     let out_dir = dir.join("out");
@@ -836,7 +828,6 @@ fn a_run_dir_generates_checks_hparams_and_saves_a_bundle() {
     let saved = bundle::load(&bundle_file).unwrap();
     assert_eq!(saved.metadata.description, "a small test model");
     assert_eq!(saved.weights(), small_bundle().weights());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The session driven by hand, as the browser drives it a slice at a time.

@@ -5,8 +5,9 @@
 
 mod common;
 
+use common::Scratch;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use burn::tensor::Device;
 use polyphony::bundle::{Bundle, Origin};
@@ -193,9 +194,8 @@ fn write_table(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
 
 /// The original's training run directory: a V2 checkpoint of `variables`
 /// (plus the optimizer slots and step a training run also saves).
-fn write_run_dir(variables: &Variables) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("polyphony-magenta-run-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn write_run_dir(variables: &Variables) -> Scratch {
+    let dir = Scratch::new("magenta-run");
     std::fs::create_dir_all(dir.join("train")).unwrap();
     let mut data = Vec::new();
     let header = proto::BundleHeaderProto { num_shards: 1, endianness: 0 }.encode_to_vec();
@@ -243,14 +243,11 @@ fn a_training_runs_v2_checkpoint_imports_to_the_same_weights() {
     std::fs::write(&data, bytes).unwrap();
     let message = magenta::import_checkpoint(&dir.join("train"), None, "now").unwrap_err().to_string();
     assert!(message.contains("fails its checksum"), "{message}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn import_mag_on_the_command_line_writes_a_bundle_generate_uses() {
-    let dir = std::env::temp_dir().join(format!("polyphony-magenta-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("magenta-cli");
     let bundle = dir.join("tiny.bundle");
     let mag = common::data_dir().join("magenta/tiny.mag");
     let run = |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_polyphony")).args(args).output().unwrap();
@@ -262,5 +259,4 @@ fn import_mag_on_the_command_line_writes_a_bundle_generate_uses() {
     let out = run(&["import-mag", dir.join("tiny.bundle").to_str().unwrap(), "-o", dir.join("x.bundle").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a Magenta .mag bundle"));
-    let _ = std::fs::remove_dir_all(&dir);
 }

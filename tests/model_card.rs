@@ -2,12 +2,15 @@
 //! reproduced here with `polyphony create-dataset` and `polyphony evaluate`,
 //! as a reader of the card would run them.
 //!
-//! The card names the slice's pieces in an HTML comment
-//! (`<!-- slice: a.mxl b.mxl -->`) followed by a table whose first data row
+//! The card names the slice's pieces, and any `create-dataset` flags that
+//! made its data, in an HTML comment (`<!-- slice: --reading full a.mxl
+//! b.mxl -->`: pieces are the `.mxl`/`.xml` names) followed by a table whose first data row
 //! is `| pieces | sequences | events | loss | perplexity | accuracy | event
 //! accuracy | no-event accuracy |`.
 
 mod common;
+
+use common::Scratch;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,12 +23,13 @@ fn polyphony(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
-/// The slice's piece names and its row of numbers (as written), from the card.
-fn card_slice(card: &str) -> (Vec<String>, Vec<String>) {
+/// The slice's piece names, its `create-dataset` flags and its row of
+/// numbers (as written), from the card.
+fn card_slice(card: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
     let start = card.find("<!-- slice:").expect("the card has a <!-- slice: ... --> comment");
     let rest = &card[start + "<!-- slice:".len()..];
     let end = rest.find("-->").expect("the slice comment is closed");
-    let pieces = rest[..end].split_whitespace().map(str::to_string).collect();
+    let (pieces, flags) = rest[..end].split_whitespace().map(str::to_string).partition(|w| w.ends_with(".mxl") || w.ends_with(".xml"));
     let row = rest[end..]
         .lines()
         .filter(|l| l.starts_with('|'))
@@ -38,7 +42,7 @@ fn card_slice(card: &str) -> (Vec<String>, Vec<String>) {
         .skip(1)
         .map(|c| c.replace(',', ""))
         .collect();
-    (pieces, numbers)
+    (pieces, flags, numbers)
 }
 
 /// `evaluate`'s numbers: sequences, events, loss, perplexity, accuracy,
@@ -54,17 +58,17 @@ fn evaluated(output: &str) -> Vec<f64> {
 #[test]
 fn the_cards_slice_row_is_what_evaluate_prints_for_the_bundle() {
     let card = std::fs::read_to_string(Path::new(ROOT).join("assets/MODEL_CARD.md")).expect("assets/MODEL_CARD.md");
-    let (pieces, want) = card_slice(&card);
+    let (pieces, flags, want) = card_slice(&card);
     assert!(!pieces.is_empty() && want.len() == 7, "slice {pieces:?}, row {want:?}");
 
-    let dir = std::env::temp_dir().join(format!("polyphony-model-card-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("model-card");
     let list = dir.join("eval_pieces.txt");
     std::fs::write(&list, pieces.join("\n")).unwrap();
     let bach = common::bach_dir();
     let inputs: Vec<PathBuf> = pieces.iter().map(|p| bach.join(p)).collect();
-    let mut args = vec!["create-dataset", "--output_dir", dir.to_str().unwrap(), "--eval_pieces", list.to_str().unwrap(), "--input"];
+    let mut args = vec!["create-dataset", "--output_dir", dir.to_str().unwrap(), "--eval_pieces", list.to_str().unwrap()];
+    args.extend(flags.iter().map(String::as_str));
+    args.push("--input");
     args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
     polyphony(&args);
 

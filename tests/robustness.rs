@@ -19,6 +19,8 @@
 
 mod common;
 
+use common::Scratch;
+
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -37,13 +39,6 @@ use polyphony::train;
 // ---------------------------------------------------------------- helpers
 
 const BIN: &str = env!("CARGO_BIN_EXE_polyphony");
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("polyphony-robustness-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// What a finished run of the binary left.
 struct Run {
@@ -74,10 +69,12 @@ impl Run {
 /// `memory_mib`, under that much address space (`ulimit -v`), so that an
 /// allocation without bound fails instead of swapping.
 fn polyphony_within(args: &[&str], limit_secs: u64, memory_mib: Option<u64>) -> Run {
-    let dir = std::env::temp_dir().join(format!("polyphony-robustness-runs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out_file = tempfile_in(&dir, "stdout");
-    let err_file = tempfile_in(&dir, "stderr");
+    // A folder of its own for each run (tests run in parallel), removed
+    // once the run's output is read.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = Scratch::new(&format!("robustness-runs-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
+    let out_file = dir.join("stdout");
+    let err_file = dir.join("stderr");
     let mut command = match memory_mib {
         Some(mib) => {
             let mut c = Command::new("sh");
@@ -108,15 +105,7 @@ fn polyphony_within(args: &[&str], limit_secs: u64, memory_mib: Option<u64>) -> 
         stderr: std::fs::read_to_string(&err_file).unwrap(),
         took,
     };
-    let _ = std::fs::remove_file(&out_file);
-    let _ = std::fs::remove_file(&err_file);
     run
-}
-
-/// A file name of its own in `dir` (tests run in parallel).
-fn tempfile_in(dir: &Path, what: &str) -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    dir.join(format!("{what}-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)))
 }
 
 fn polyphony(args: &[&str]) -> Run {
@@ -269,7 +258,7 @@ fn very_late_midi() -> Vec<u8> {
 /// `divisions * 4` overflowed. Each is read or refused, never a panic.
 #[test]
 fn a_time_signature_with_extreme_beats_is_read_or_refused_without_overflow() {
-    let dir = temp_dir("signature");
+    let dir = Scratch::new("robustness-signature");
     let min = i64::MIN.to_string();
     let max = i64::MAX.to_string();
     let cases: Vec<(String, String, i64)> = vec![
@@ -310,7 +299,6 @@ fn a_time_signature_with_extreme_beats_is_read_or_refused_without_overflow() {
     let run = polyphony(&args);
     run.no_panic("judge");
     assert!(run.code == Some(0) || run.code == Some(1), "{}", run.stderr);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A note of ten million quarters and a MIDI note ending near tick 8e9
@@ -321,7 +309,7 @@ fn a_time_signature_with_extreme_beats_is_read_or_refused_without_overflow() {
 /// length limit, naming the file.
 #[test]
 fn a_note_lasting_millions_of_steps_costs_no_more_than_a_short_one() {
-    let dir = temp_dir("long");
+    let dir = Scratch::new("robustness-long");
     let xml = write(&dir, "long.xml", score("<divisions>1</divisions><time><beats>4</beats><beat-type>4</beat-type></time>", &note(4, 10_000_000)).as_bytes());
     let mid = write(&dir, "late.mid", &very_late_midi());
     let seq = music_file::read_music_bytes("late.mid", &very_late_midi()).unwrap();
@@ -343,7 +331,6 @@ fn a_note_lasting_millions_of_steps_costs_no_more_than_a_short_one() {
     }
     let judged = within(10, "judging a long note", move || polyphony::judge::Judgement::of_piece(&seq).unwrap());
     assert_eq!(judged.notes, 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A minimal zip writer, so that the archive can hold a hand-made deflate
@@ -488,10 +475,9 @@ fn an_mxl_zip_bomb_is_refused_before_inflating_past_the_limit() {
         let needle = format!("score.xml: the inflated size in bytes is {found}, more than the limit of 67108864");
         assert!(message.contains(&needle), "{what}: {message:?} should say {needle:?}");
     }
-    let dir = temp_dir("bomb");
+    let dir = Scratch::new("robustness-bomb");
     let file = write(&dir, "bomb.mxl", &honest);
     polyphony_within(&["events", &file], 20, Some(1024)).refused("events bomb.mxl", &[&file, "more than the limit of 67108864"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `polyphony events FILE | head -1`: the reader goes away after one line;
@@ -529,7 +515,7 @@ fn events_piped_into_head_exits_quietly() {
 /// weights that are not numbers.
 #[test]
 fn bundles_with_unusable_hparams_or_weights_are_refused_by_evaluate_and_generate() {
-    let dir = temp_dir("bundles");
+    let dir = Scratch::new("robustness-bundles");
     let data = dataset_file(&dir, 2);
     let out = dir.join("out");
     let mut cases: Vec<(String, Vec<u8>, &str)> = Vec::new();
@@ -557,7 +543,6 @@ fn bundles_with_unusable_hparams_or_weights_are_refused_by_evaluate_and_generate
         run.refused(&format!("generate {name}"), &[&file, needle]);
         assert!(midi_files(&out).is_empty());
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Finite weights large enough to make the logits infinite load (they are
@@ -571,7 +556,7 @@ fn logits_that_are_not_numbers_end_generation_and_evaluation_with_an_error() {
     let b = bundle.clone();
     let result = within(20, "generating from huge weights", move || generate::generate_with_bundle(&b, &options));
     assert!(matches!(result, Err(GenerateError::NotANumber { .. })), "{result:?}");
-    let dir = temp_dir("huge");
+    let dir = Scratch::new("robustness-huge");
     let file = save_bundle(&dir, "huge.bundle", &bundle);
     let data = dataset_file(&dir, 2);
     let out = dir.join("out");
@@ -581,7 +566,6 @@ fn logits_that_are_not_numbers_end_generation_and_evaluation_with_an_error() {
     let run = polyphony_within(&["evaluate", "--bundle_file", &file, "--sequence_example_file", &data], 30, None);
     run.refused("evaluate", &["the evaluation loss is not a number"]);
     assert!(!run.stdout.contains("loss NaN"), "{}", run.stdout);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A network that never ends a step (STEP_END impossible), sampled as the
@@ -606,7 +590,7 @@ fn a_model_that_cannot_end_a_step_is_an_error_not_a_hang() {
 /// memory, and a temperature of 1e-38 made every logit infinite.
 #[test]
 fn generate_refuses_requests_beyond_the_limits() {
-    let dir = temp_dir("limits");
+    let dir = Scratch::new("robustness-limits");
     let file = save_bundle(&dir, "tiny.bundle", &tiny_bundle(3, 3.0));
     let out = dir.join("out");
     let cases: [(&[&str], &str); 7] = [
@@ -626,7 +610,6 @@ fn generate_refuses_requests_beyond_the_limits() {
         assert!(run.took < Duration::from_secs(10), "{extra:?} took {:?}", run.took);
         assert!(midi_files(&out).is_empty(), "{extra:?} wrote files");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// An output folder that is a file is refused before any work: a request
@@ -634,19 +617,18 @@ fn generate_refuses_requests_beyond_the_limits() {
 /// failed to write).
 #[test]
 fn an_output_dir_that_is_a_file_is_refused_before_generating() {
-    let dir = temp_dir("outfile");
+    let dir = Scratch::new("robustness-outfile");
     let taken = write(&dir, "taken", b"not a folder");
     let run = polyphony_within(&["generate", "--output_dir", &taken, "--num_outputs", "256", "--num_steps", "8192", "--seed", "1"], 20, None);
     run.refused("generate into a file", &[&taken]);
     assert_eq!(std::fs::read(&taken).unwrap(), b"not a folder");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Two runs with the same seed into the same folder at the same moment
 /// name their files alike; neither replaces the other's.
 #[test]
 fn two_generate_runs_into_one_folder_never_overwrite_each_other() {
-    let dir = temp_dir("twice");
+    let dir = Scratch::new("robustness-twice");
     let file = save_bundle(&dir, "tiny.bundle", &tiny_bundle(4, 3.0));
     let out = dir.join("out");
     let args = ["generate", "--bundle_file", &file, "--output_dir", out.to_str().unwrap(), "--num_outputs", "3", "--num_steps", "16", "--seed", "5"];
@@ -658,7 +640,6 @@ fn two_generate_runs_into_one_folder_never_overwrite_each_other() {
     assert_eq!(files.len(), 6, "{files:?}");
     let first = std::fs::read(&files[0]).unwrap();
     assert!(files.iter().filter(|f| std::fs::read(f).unwrap() == first).count() >= 2, "the same seed wrote the same music twice: {files:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ---------------------------------------------------------------- training and evaluation
@@ -668,7 +649,7 @@ fn two_generate_runs_into_one_folder_never_overwrite_each_other() {
 /// the others trained into NaN).
 #[test]
 fn train_refuses_unusable_options_before_training() {
-    let dir = temp_dir("train-options");
+    let dir = Scratch::new("robustness-train-options");
     let data = dataset_file(&dir, 2);
     let cases: [(&[&str], &str); 7] = [
         (&["--bptt_window", "0"], "bptt_window must be at least 1"),
@@ -686,7 +667,6 @@ fn train_refuses_unusable_options_before_training() {
         polyphony_within(&args, 30, None).refused(&format!("{extra:?}"), &[needle]);
         assert!(!run_dir.exists(), "{extra:?}: the run folder was made");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A checkpoint whose hparams say batch_size=0 (once a division by zero
@@ -694,7 +674,7 @@ fn train_refuses_unusable_options_before_training() {
 /// the value, by `train`, `generate --run_dir` and the library.
 #[test]
 fn resuming_a_checkpoint_with_batch_size_0_is_a_clear_error() {
-    let dir = temp_dir("batch0");
+    let dir = Scratch::new("robustness-batch0");
     let data = dataset_file(&dir, 2);
     let run_dir = dir.join("run");
     std::fs::create_dir_all(&run_dir).unwrap();
@@ -719,7 +699,6 @@ fn resuming_a_checkpoint_with_batch_size_0_is_a_clear_error() {
     let out = dir.join("out");
     polyphony_within(&["generate", "--run_dir", run, "--output_dir", out.to_str().unwrap(), "--num_outputs", "1", "--num_steps", "8"], 30, None)
         .refused("generate --run_dir", &needles);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// An empty dataset has no loss (the old evaluate printed a loss of 0, or
@@ -727,7 +706,7 @@ fn resuming_a_checkpoint_with_batch_size_0_is_a_clear_error() {
 /// library.
 #[test]
 fn evaluate_refuses_an_empty_dataset() {
-    let dir = temp_dir("empty");
+    let dir = Scratch::new("robustness-empty");
     let bundle = tiny_bundle(5, 0.0);
     let file = save_bundle(&dir, "tiny.bundle", &bundle);
     let data = dataset_file(&dir, 0);
@@ -737,7 +716,6 @@ fn evaluate_refuses_an_empty_dataset() {
     assert!(message.contains("the evaluation set holds no sequences"), "{message}");
     let message = train::evaluate(&model, &[&[0u16][..]], 64).err().expect("refused").to_string();
     assert!(message.contains("holds no sequences"), "a lone START has nothing to predict: {message}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Training writes its checkpoints atomically: nothing temporary is left
@@ -745,7 +723,7 @@ fn evaluate_refuses_an_empty_dataset() {
 /// when the run resumes.
 #[test]
 fn training_leaves_no_temporary_checkpoint_behind() {
-    let dir = temp_dir("temps");
+    let dir = Scratch::new("robustness-temps");
     let run_dir = dir.join("run");
     let text = std::fs::read_to_string(common::golden_pieces()[0].join("events.txt")).unwrap();
     let sequences: Vec<Vec<u16>> = encoding::from_text(&text).unwrap().iter().map(|s| s.iter().map(|e| e.class() as u16).collect()).collect();
@@ -764,5 +742,4 @@ fn training_leaves_no_temporary_checkpoint_behind() {
     let report = train::train(&options, &sequences, "golden", &stop, &|_| {}).unwrap();
     assert_eq!((report.resumed_from, report.final_step), (Some(1), 2));
     assert_eq!(names(&run_dir), ["checkpoint.safetensors", "curves.svg", "metrics.jsonl"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }

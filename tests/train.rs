@@ -3,7 +3,9 @@
 
 mod common;
 
-use std::path::PathBuf;
+use common::Scratch;
+
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::tensor::activation::log_softmax;
@@ -30,13 +32,7 @@ fn tiny_hparams() -> HParams {
     HParams::default().with_overrides("batch_size=4,rnn_layer_sizes=[24],learning_rate=0.01").unwrap()
 }
 
-fn run_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("polyphony-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn options(dir: &PathBuf, steps: u64) -> TrainOptions {
+fn options(dir: &Path, steps: u64) -> TrainOptions {
     TrainOptions {
         num_training_steps: Some(steps),
         seed: 3,
@@ -48,7 +44,7 @@ fn options(dir: &PathBuf, steps: u64) -> TrainOptions {
     }
 }
 
-fn losses(dir: &PathBuf) -> Vec<(u64, f64)> {
+fn losses(dir: &Path) -> Vec<(u64, f64)> {
     metrics::read_log(dir).iter().filter(|r| r.kind == "train").map(|r| (r.step, r.metrics.loss)).collect()
 }
 
@@ -126,7 +122,7 @@ fn check_gradients(overrides: &str, first_kernel_rows: &[usize]) {
 fn a_tiny_model_lowers_its_loss() {
     let data = chorales();
     assert!(data.len() >= 5, "a handful of chorales");
-    let dir = run_dir("loss");
+    let dir = Scratch::new("train-loss");
     let stop = AtomicBool::new(false);
     let report = train::train(&options(&dir, 40), &data, "golden", &stop, &|_| {}).unwrap();
     assert_eq!(report.final_step, 40);
@@ -140,12 +136,12 @@ fn a_tiny_model_lowers_its_loss() {
 #[test]
 fn an_interrupted_run_resumes_exactly() {
     let data = chorales();
-    let straight = run_dir("straight");
+    let straight = Scratch::new("train-straight");
     let stop = AtomicBool::new(false);
     train::train(&options(&straight, 12), &data, "golden", &stop, &|_| {}).unwrap();
 
     // Interrupted after step 5 (as Ctrl-C does), then the same command again.
-    let resumed = run_dir("resumed");
+    let resumed = Scratch::new("train-resumed");
     let ctrl_c = AtomicBool::new(false);
     let first = train::train(&options(&resumed, 12), &data, "golden", &ctrl_c, &|p| {
         if p.step == 5 {
@@ -164,7 +160,7 @@ fn an_interrupted_run_resumes_exactly() {
 #[test]
 fn resuming_with_other_hparams_is_refused() {
     let data = chorales();
-    let dir = run_dir("mismatch");
+    let dir = Scratch::new("train-mismatch");
     train::train(&options(&dir, 1), &data, "golden", &AtomicBool::new(false), &|_| {}).unwrap();
     let mut other = options(&dir, 2);
     other.hparams = other.hparams.with_overrides("rnn_layer_sizes=[32]").unwrap();
@@ -178,7 +174,7 @@ fn resuming_with_other_hparams_is_refused() {
 #[test]
 fn a_runs_bundle_round_trips_in_f32_and_f16() {
     let data = chorales();
-    let dir = run_dir("bundle");
+    let dir = Scratch::new("train-bundle");
     train::train(&options(&dir, 2), &data, "golden", &AtomicBool::new(false), &|_| {}).unwrap();
     let device = Backend::Cpu.device().unwrap();
     let checkpoint = train::load_checkpoint(&dir, &device).unwrap().unwrap();
@@ -203,7 +199,7 @@ fn a_runs_bundle_round_trips_in_f32_and_f16() {
 #[test]
 fn patience_stops_on_eval_loss_and_keeps_the_best_model() {
     let data = chorales();
-    let dir = run_dir("patience");
+    let dir = Scratch::new("train-patience");
     let mut opts = options(&dir, 50);
     opts.eval_sequences = Some(data[..2].to_vec());
     opts.eval_every = 2;
@@ -225,7 +221,7 @@ fn patience_stops_on_eval_loss_and_keeps_the_best_model() {
 #[test]
 fn a_warm_start_begins_where_the_bundle_is() {
     let data = chorales();
-    let dir = run_dir("warm-source");
+    let dir = Scratch::new("train-warm-source");
     train::train(&options(&dir, 3), &data, "golden", &AtomicBool::new(false), &|_| {}).unwrap();
     let device = Backend::Cpu.device().unwrap();
     let source = train::bundle_of(&train::load_checkpoint(&dir, &device).unwrap().unwrap(), "source", "now").unwrap();
@@ -233,7 +229,7 @@ fn a_warm_start_begins_where_the_bundle_is() {
     let seqs: Vec<&[u16]> = data.iter().map(Vec::as_slice).collect();
     let evaluated = train::evaluate(&Model::from_bundle(&source, &device), &seqs, 64).unwrap().counts.metrics().loss;
 
-    let warm = run_dir("warm");
+    let warm = Scratch::new("train-warm");
     let mut opts = options(&warm, 1);
     opts.hparams = opts.hparams.with_overrides(&format!("dropout_keep_prob=1.0,batch_size={}", data.len())).unwrap();
     opts.warm_start = Some(train::WarmStart { bundle: source.clone(), name: "source.bundle".into() });
@@ -248,7 +244,7 @@ fn a_warm_start_begins_where_the_bundle_is() {
 
     // Context inputs added to a one-hot network start at zero weight: the
     // same network, so the same first loss.
-    let widened = run_dir("warm-context");
+    let widened = Scratch::new("train-warm-context");
     let mut opts = options(&widened, 1);
     opts.hparams = opts.hparams.with_overrides(&format!("dropout_keep_prob=1.0,batch_size={},context_inputs=true", data.len())).unwrap();
     opts.warm_start = Some(train::WarmStart { bundle: source.clone(), name: "source.bundle".into() });
@@ -256,7 +252,7 @@ fn a_warm_start_begins_where_the_bundle_is() {
     let first = losses(&widened)[0];
     assert!((first.1 - evaluated).abs() < 1e-4, "with context inputs: first training loss {} vs evaluate {evaluated}", first.1);
 
-    let other = run_dir("warm-other");
+    let other = Scratch::new("train-warm-other");
     let mut opts = options(&other, 1);
     opts.hparams = opts.hparams.with_overrides("rnn_layer_sizes=[32]").unwrap();
     opts.warm_start = Some(train::WarmStart { bundle: source, name: "source.bundle".into() });
@@ -301,7 +297,7 @@ fn logged(run: &std::path::Path) -> Vec<(String, u64, [u64; 5])> {
 /// run ends with the log an uninterrupted run writes, record for record.
 #[test]
 fn a_run_killed_again_and_again_logs_what_an_uninterrupted_one_does() {
-    let base = run_dir("kill");
+    let base = Scratch::new("train-kill");
     let data = dataset_file(&base);
     let steps = 14;
     let straight = base.join("straight");
@@ -334,7 +330,7 @@ fn a_run_killed_again_and_again_logs_what_an_uninterrupted_one_does() {
 /// flipped byte is refused, never loaded.
 #[test]
 fn a_lost_or_damaged_checkpoint_is_never_trained_over_silently() {
-    let base = run_dir("lost");
+    let base = Scratch::new("train-lost");
     let data = dataset_file(&base);
     let run = base.join("run");
     assert!(train_command(&run, &data, 4).status().unwrap().success());

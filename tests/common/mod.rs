@@ -1,7 +1,7 @@
 //! Where the tests find shared data.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The golden files made by the original implementation (`tests/data/golden`,
 /// or `$POLYPHONY_GOLDEN_DIR`).
@@ -54,4 +54,41 @@ pub fn bach_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// A test's own scratch directory (under the system's temp dir, named
+/// `polyphony-{name}-{pid}`, so that tests and test binaries running at the
+/// same time never share one), made empty; removed when the guard is
+/// dropped after the test passed, and kept after a failure, to look at.
+/// Keep the guard alive for as long as the directory is used.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("polyphony-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("scratch directory {}: {e}", dir.display()));
+        Scratch(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }

@@ -325,9 +325,10 @@ pub struct GenerateArgs {
     pub output_format: String,
     #[arg(long = "num_outputs", alias = "num-outputs", default_value_t = options().num_outputs)]
     pub num_outputs: usize,
-    /// Total length in sixteenth steps, primer included.
-    #[arg(long = "num_steps", alias = "num-steps", default_value_t = options().num_steps)]
-    pub num_steps: usize,
+    /// Total length in sixteenth steps, primer included [default: 128;
+    /// harmonizing: the melody's length, nothing added].
+    #[arg(long = "num_steps", alias = "num-steps")]
+    pub num_steps: Option<usize>,
     /// A chord a quarter note long, as a Python list: "[67,64,60]".
     #[arg(long = "primer_pitches", alias = "primer-pitches", allow_hyphen_values = true)]
     pub primer_pitches: Option<String>,

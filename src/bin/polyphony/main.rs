@@ -488,7 +488,8 @@ fn generate_options(args: &GenerateArgs) -> Result<GenerateOptions, String> {
     };
     let options = GenerateOptions {
         num_outputs: args.num_outputs,
-        num_steps: args.num_steps,
+        // Harmonizing, 0 is the melody's length: a harmonization adds nothing unasked.
+        num_steps: args.num_steps.unwrap_or(if args.harmonize { 0 } else { GenerateOptions::default().num_steps }),
         primer,
         condition_on_primer: args.condition_on_primer,
         inject_primer_during_generation: args.inject_primer_during_generation,
