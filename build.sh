@@ -8,7 +8,7 @@
 #   ./build.sh serve-dist [DIR]  build it, serve it as a static host would
 #   ./build.sh corpus  fetch the Bach chorales (music21 wheel from PyPI)
 #   ./build.sh bench-page  our CPU wasm step next to TensorFlow.js's wasm backend (not a test)
-#   ./build.sh fuzz [SECONDS]  fuzz every reader and the generate request (not a test)
+#   ./build.sh fuzz [SECONDS [TARGET...]]  fuzz every reader and the generate request (not a test)
 #
 # It installs what is missing (Debian packages, wasm-bindgen-cli, npm packages)
 # and says so. Build caches live outside the clone:
@@ -527,7 +527,7 @@ open(sys.argv[2], "wb").write(z.read(n))' "$piece/source.mxl" "$corpus/musicxml/
     rm -rf "$made" && mkdir -p "$made"
     "$bin" create-dataset --input tests/data/golden/bwv66.6.mxl tests/data/golden/bwv10.7.mxl \
       --output_dir "$made/ds" --eval_ratio 0.5 >/dev/null
-    local name hparams
+    local hparams
     for name in one-layer context; do
       hparams="rnn_layer_sizes=[8],batch_size=2"
       [ "$name" = context ] && hparams="$hparams,context_inputs=true"
