@@ -371,8 +371,8 @@ impl Bundle {
     pub fn identity(&self) -> String {
         let metadata = self.metadata.to_map();
         let text = metadata.iter().flat_map(|(k, v)| [k.as_bytes(), &[0], v.as_bytes(), &[0]]);
-        let weights: Vec<u8> = self.weights.tensors().iter().flat_map(|t| t.data.iter().flat_map(|x| x.to_le_bytes())).collect();
-        checksum(text.chain([weights.as_slice()]))
+        let weights: Vec<Vec<u8>> = self.weights.tensors().iter().map(|t| f32_bytes(&t.data)).collect();
+        checksum(text.chain(weights.iter().map(Vec::as_slice)))
     }
 
     pub fn weights(&self) -> &Weights {
@@ -465,7 +465,7 @@ fn encode_tensor(tensor: &NamedTensor, precision: Precision) -> Vec<Stored> {
     let stored = |dtype, bytes| Stored { name: tensor.name.clone(), dtype, shape: tensor.shape.clone(), bytes };
     let f16_bytes = || tensor.data.iter().flat_map(|&x| f16::from_f32(x).to_le_bytes()).collect();
     match precision {
-        Precision::F32 => vec![stored("F32", tensor.data.iter().flat_map(|x| x.to_le_bytes()).collect())],
+        Precision::F32 => vec![stored("F32", f32_bytes(&tensor.data))],
         Precision::F16 => vec![stored("F16", f16_bytes())],
         Precision::Int8 if tensor.shape.len() == 2 && elements > 0 => {
             let (values, scales) = quantize_rows(&tensor.data, tensor.shape[1]);
@@ -506,6 +506,16 @@ fn header_json(metadata: &BTreeMap<&str, String>, stored: &[Stored]) -> String {
     let mut text = serde_json::Value::Object(header).to_string();
     text.extend(std::iter::repeat_n(' ', text.len().next_multiple_of(8) - text.len()));
     text
+}
+
+/// `values` as little-endian bytes, four a value. (A byte iterator's
+/// `collect` was 80 ms of the page's start for the 1.6 M weights.)
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(4 * values.len());
+    for x in values {
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    bytes
 }
 
 /// CRC-32 (as zlib's) over the pieces in order, written `crc32:xxxxxxxx`
