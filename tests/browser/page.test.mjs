@@ -126,6 +126,18 @@ async function dropFile(name, { bytes = null, url = null, damage = 0 }) {
 }
 
 /**
+ * Drops a file that the page should refuse and returns the refusal. The
+ * message box is hidden first, so that an earlier refusal still showing is
+ * not taken for this one (the page reads a dropped file asynchronously).
+ */
+async function dropRefused(name, options) {
+  await page.evaluate(() => (document.querySelector('#model-error').hidden = true));
+  await dropFile(name, options);
+  await page.waitForSelector('#model-error:not([hidden])', { timeout: LOAD_TIMEOUT_MS });
+  return page.textContent('#model-error');
+}
+
+/**
  * Parses a Standard MIDI File far enough to check it: the header, then every
  * track chunk's events (running status included). Returns {format, ntracks,
  * division, tracks: [{notes: [{pitch, on, off}], endTick}]}.
@@ -475,9 +487,7 @@ test('Cancel stops a long generation, drawing notes as they arrived', async () =
 });
 
 test('a damaged bundle dropped on the page shows an error and keeps the old model', async () => {
-  await dropFile('damaged.bundle', { url: BUNDLE_URL, damage: 64 });
-  await page.waitForSelector('#model-error:not([hidden])');
-  const message = await page.textContent('#model-error');
+  const message = await dropRefused('damaged.bundle', { url: BUNDLE_URL, damage: 64 });
   assert.match(message, /damaged\.bundle/);
   assert.match(message, /stays loaded/);
   assert.equal(await page.evaluate(() => window.polyphonyApp.modelName()), 'bach-chorales');
@@ -525,7 +535,6 @@ test('hostile files (fuzz-style bundles, scores and a .mag) are refused with a m
   await mkdir(OUT, { recursive: true });
   for (const { name, make, says, primer } of HOSTILE) {
     await writeFile(path.join(OUT, name), await make());
-    await page.evaluate(() => (document.querySelector('#model-error').hidden = true));
     if (primer) {
       await page.click('#clear');
       await dropFile(name, { url: `/tests/browser/out/${name}` });
@@ -533,9 +542,7 @@ test('hostile files (fuzz-style bundles, scores and a .mag) are refused with a m
       assert.deepEqual(await primerNotes(), primer, `${name}: taken as the primer`);
       continue;
     }
-    await dropFile(name, { url: `/tests/browser/out/${name}` });
-    await page.waitForSelector('#model-error:not([hidden])', { timeout: LOAD_TIMEOUT_MS });
-    const message = await page.textContent('#model-error');
+    const message = await dropRefused(name, { url: `/tests/browser/out/${name}` });
     console.log(`  ${name}: ${message.slice(0, 140)}`);
     assert.match(message, says, name);
     assert.match(message, new RegExp(name.replace('.', '\\.')));
@@ -546,10 +553,9 @@ test('hostile files (fuzz-style bundles, scores and a .mag) are refused with a m
 
 test("the original's .mag dropped on the page is imported in wasm and says what it loaded", async () => {
   const MAG_URL = '/tests/data/magenta/tiny.mag';
-  await dropFile('damaged.mag', { url: MAG_URL, damage: 4096 });
-  await page.waitForSelector('#model-error:not([hidden])');
-  assert.match(await page.textContent('#model-error'), /damaged\.mag: (damaged file|not a Magenta \.mag bundle)/);
-  assert.match(await page.textContent('#model-error'), /stays loaded/);
+  const refusal = await dropRefused('damaged.mag', { url: MAG_URL, damage: 4096 });
+  assert.match(refusal, /damaged\.mag: (damaged file|not a Magenta \.mag bundle)/);
+  assert.match(refusal, /stays loaded/);
   await dropFile('tiny.mag', { url: MAG_URL });
   await page.waitForSelector('#model-error', { state: 'hidden' });
   assert.equal(await page.evaluate(() => window.polyphonyApp.modelName()), 'tiny');
