@@ -51,20 +51,6 @@ struct Plan {
     qpm: f64,
     primer: Vec<Event>,
     primer_steps: usize,
-    output_steps: usize,
-    inject: Option<Vec<Vec<Event>>>,
-    inject_offset: usize,
-    target_steps: usize,
-}
-
-/// A generation in progress: ask [`Session::inputs`], run the model, give
-/// the logits to [`Session::feed`], until `inputs` says `None`.
-pub struct Session {
-    options: GenerateOptions,
-    rules: Rules,
-    qpm: f64,
-    primer: Vec<Event>,
-    primer_steps: usize,
     /// Steps of each output (the request's `num_steps`, or harmonizing
     /// without one, the melody's).
     output_steps: usize,
@@ -74,6 +60,14 @@ pub struct Session {
     inject_offset: usize,
     /// Steps the model's stream must reach.
     target_steps: usize,
+}
+
+/// A generation in progress: ask [`Session::inputs`], run the model, give
+/// the logits to [`Session::feed`], until `inputs` says `None`.
+pub struct Session {
+    options: GenerateOptions,
+    rules: Rules,
+    plan: Plan,
     /// Length of the model's stream before generation (not scored).
     start_len: usize,
     rows: Vec<Row>,
@@ -138,17 +132,10 @@ impl Session {
         context.push(start[0]);
         let row = Row { steps: encoding::num_steps(&start), events: start, fed: 0, score: 0.0, state, context };
         let seed = o.seed.unwrap_or_else(clock_seed);
-        let Plan { qpm, primer, primer_steps, output_steps, inject, inject_offset, target_steps } = plan;
         let mut session = Session {
             options: o.clone(),
             rules: Rules::of(o, key),
-            qpm,
-            primer,
-            primer_steps,
-            output_steps,
-            inject,
-            inject_offset,
-            target_steps,
+            plan,
             start_len,
             rows: vec![row; o.num_outputs * group],
             group,
@@ -185,13 +172,13 @@ impl Session {
     /// CONTINUED_NOTE of its pitch, or none for a rest); the session then
     /// has that step to write (run it until [`Session::is_done`]).
     pub fn push_line_step(&mut self, events: &[Event]) -> Result<(), GenerateError> {
-        let inject = self.inject.as_mut().ok_or_else(|| super::request::bad("this session is not live"))?;
+        let inject = self.plan.inject.as_mut().ok_or_else(|| super::request::bad("this session is not live"))?;
         limits::check("steps", inject.len() + 1, limits::MAX_OUTPUT_STEPS)?;
         inject.push(transposed(events, self.shift));
-        self.target_steps += 1;
-        self.output_steps += 1;
+        self.plan.target_steps += 1;
+        self.plan.output_steps += 1;
         for r in 0..self.rows.len() {
-            if self.rows[r].steps + 1 == self.target_steps {
+            if self.rows[r].steps + 1 == self.plan.target_steps {
                 self.inject_step(r);
             }
         }
@@ -201,7 +188,7 @@ impl Session {
 
     /// Live: the outputs end after `steps` steps (where the line ended).
     pub fn end_outputs_at(&mut self, steps: usize) {
-        self.output_steps = steps.min(self.output_steps);
+        self.plan.output_steps = steps.min(self.plan.output_steps);
     }
 
     /// Row `row`'s last complete step: its pitches, and which of them
@@ -273,17 +260,17 @@ impl Session {
     /// Steps each row's model stream must reach (num_steps, less the
     /// primer's when not conditioning).
     pub fn target_steps(&self) -> usize {
-        self.target_steps
+        self.plan.target_steps
     }
 
     /// The primer's length in steps.
     pub fn primer_steps(&self) -> usize {
-        self.primer_steps
+        self.plan.primer_steps
     }
 
     /// The tempo of the outputs (the MIDI primer's, else the options').
     pub fn qpm(&self) -> f64 {
-        self.qpm
+        self.plan.qpm
     }
 
     /// Row `row`'s model stream so far: START (or the primer, when
@@ -300,9 +287,9 @@ impl Session {
 
     /// Share of the work done, 0 to 1 (steps reached over steps wanted).
     pub fn progress(&self) -> f64 {
-        let start = if self.options.condition_on_primer { self.primer_steps } else { 0 };
-        let want = (self.target_steps - start) * self.rows.len();
-        let have: usize = self.rows.iter().map(|r| r.steps.min(self.target_steps).saturating_sub(start)).sum();
+        let start = if self.options.condition_on_primer { self.plan.primer_steps } else { 0 };
+        let want = (self.plan.target_steps - start) * self.rows.len();
+        let have: usize = self.rows.iter().map(|r| r.steps.min(self.plan.target_steps).saturating_sub(start)).sum();
         if want == 0 { 1.0 } else { have as f64 / want as f64 }
     }
 
@@ -323,7 +310,7 @@ impl Session {
     }
 
     fn row_done(&self, row: &Row) -> bool {
-        row.steps >= self.target_steps
+        row.steps >= self.plan.target_steps
     }
 
     fn set_inputs(&mut self) {
@@ -339,8 +326,8 @@ impl Session {
 
     /// The primer's events for the row's current step, if any.
     fn injected(&self, r: usize) -> Option<&[Event]> {
-        let k = self.rows[r].steps.checked_sub(self.inject_offset)?;
-        self.inject.as_ref()?.get(k).map(Vec::as_slice)
+        let k = self.rows[r].steps.checked_sub(self.plan.inject_offset)?;
+        self.plan.inject.as_ref()?.get(k).map(Vec::as_slice)
     }
 
     /// Puts the primer's events for the row's current step into its stream
@@ -520,23 +507,23 @@ impl Session {
                 let mut events = if o.condition_on_primer || o.harmonize {
                     row.events.clone()
                 } else {
-                    let mut e = self.primer.clone();
+                    let mut e = self.plan.primer.clone();
                     e.extend(row.events.iter().skip(1));
                     e
                 };
-                encoding::set_length(&mut events, self.output_steps);
-                if !o.primer_in_output && !o.harmonize && self.primer_steps > 0 {
+                encoding::set_length(&mut events, self.plan.output_steps);
+                if !o.primer_in_output && !o.harmonize && self.plan.primer_steps > 0 {
                     let cut = events
                         .iter()
                         .enumerate()
                         .filter(|(_, e)| **e == Event::StepEnd)
-                        .nth(self.primer_steps - 1)
+                        .nth(self.plan.primer_steps - 1)
                         .map_or(1, |(i, _)| i + 1);
                     events.splice(0..cut, [Event::Start]);
                 }
                 let events = transposed(&rules::drop_orphan_continuations(&events), -self.shift);
                 let (notes, _) = encoding::decode_steps(&events);
-                let mut sequence = step_grid::to_sequence(&notes, self.qpm, encoding::DECODE_VELOCITY, encoding::num_steps(&events));
+                let mut sequence = step_grid::to_sequence(&notes, self.plan.qpm, encoding::DECODE_VELOCITY, encoding::num_steps(&events));
                 if let Primer::Sequence(primer) = &o.primer {
                     // The primer's metre, if it has one.
                     sequence.time_signatures = primer.time_signatures.first().map(|t| TimeSignature { time: 0.0, ..*t }).into_iter().collect();
