@@ -421,11 +421,12 @@ music21_check() {
   "$VENV/bin/python" tests/music21/check_outputs.py "$NATIVE_TARGET_DIR/release/polyphony" "$work"
   rm -rf "$work"
 }
-# page.test.mjs on the dev tree, then offline.test.mjs, which builds two dist
-# folders of its own (copies of pkg/: no wasm rebuild) and tests them.
+# page.test.mjs on the dev tree (it checks the page's engine against the
+# native binary), then offline.test.mjs, which builds two dist folders of its
+# own (copies of pkg/: no wasm rebuild) and tests them.
 browser_tests() {
   local rc=0
-  node tests/browser/page.test.mjs || rc=1
+  POLYPHONY_BIN="$NATIVE_TARGET_DIR/release/polyphony" node tests/browser/page.test.mjs || rc=1
   node tests/browser/offline.test.mjs || rc=1
   return "$rc"
 }

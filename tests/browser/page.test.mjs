@@ -15,8 +15,10 @@
 // anything failed.
 
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
+import { access, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -812,6 +814,43 @@ test('on a phone-sized screen the composer comes first, the model card folded', 
     await phone.screenshot({ path: path.join(OUT, 'phone.png') });
   } finally {
     await phone.close();
+  }
+});
+
+/** The native binary (build.sh passes POLYPHONY_BIN; else cargo's default target dir here). */
+const POLYPHONY_BIN =
+  process.env.POLYPHONY_BIN ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(homedir(), '.cache/polyphony/target'), 'release/polyphony');
+
+test("the page's CPU engine in wasm writes the same MIDI files as the native binary (same seed)", async () => {
+  await access(POLYPHONY_BIN).catch(() => assert.fail(`no native binary at ${POLYPHONY_BIN} (cargo build --release, or set POLYPHONY_BIN)`));
+  const request = { num_outputs: 3, num_steps: 64, seed: 7 };
+  const dir = await mkdtemp(path.join(tmpdir(), 'polyphony-native-'));
+  try {
+    const flags = Object.entries(request).flatMap(([k, v]) => [`--${k}`, String(v)]);
+    await promisify(execFile)(POLYPHONY_BIN, ['generate', '--output_dir', dir, ...flags]);
+    const files = (await readdir(dir)).filter((f) => f.endsWith('.mid')).sort();
+    assert.equal(files.length, request.num_outputs, `native outputs: ${files}`);
+    const native = await Promise.all(files.map(async (f) => [...(await readFile(path.join(dir, f)))]));
+
+    await page.goto(`${server.url}/www/`);
+    await waitReady();
+    await waitBackends();
+    const inWasm = await page.evaluate(async (request) => {
+      const wasm = await import('/pkg/polyphony.js');
+      await wasm.default();
+      const bytes = new Uint8Array(await (await fetch('/assets/bach-chorales.bundle')).arrayBuffer());
+      const model = wasm.Model.fromBytes(bytes);
+      const run = model.generate(request, [], 0, 'cpu');
+      while (!(await run.advance(1000)));
+      const outputs = run.finish();
+      run.free();
+      model.free();
+      return outputs.map((o) => [...o.midi]);
+    }, request);
+    for (let i = 0; i < native.length; i++) assert.deepEqual(inWasm[i], native[i], `output ${i + 1}: the same bytes in wasm as natively`);
+    console.log(`  ${native.length} outputs of ${request.num_steps} steps, seed ${request.seed}: byte for byte the native binary's`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
 
