@@ -162,8 +162,6 @@ struct ModelCard<'a> {
     #[serde(flatten)]
     metadata: &'a BundleMetadata,
     parameters: usize,
-    /// [`crate::bundle::Bundle::identity`], which share links carry.
-    identity: String,
 }
 
 fn backend_named(name: Option<String>) -> Result<Backend, JsError> {
@@ -241,7 +239,14 @@ impl Model {
     pub fn card(&self) -> Result<JsValue, JsError> {
         let bundle = self.engine.bundle();
         let parameters = bundle.weights().tensors().iter().map(|t| t.data.len()).sum();
-        to_js(&ModelCard { metadata: &bundle.metadata, parameters, identity: bundle.identity() })
+        to_js(&ModelCard { metadata: &bundle.metadata, parameters })
+    }
+
+    /// [`crate::bundle::Bundle::identity`], which share links carry: a pass
+    /// over every weight, so the page asks for it only when a link is made
+    /// or opened, not on its way to the first note.
+    pub fn identity(&self) -> String {
+        self.engine.bundle().identity()
     }
 }
 

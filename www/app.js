@@ -33,6 +33,28 @@ import { setUpOffline } from './offline.js';
 const BUNDLE_URL = new URL('../assets/bach-chorales.bundle', import.meta.url);
 const WASM_URL = new URL('../pkg/polyphony_bg.wasm', import.meta.url);
 const STEPS_PER_BAR = 16;
+
+/**
+ * The CPU engine, from the first moment: its JS and its wasm compiled while
+ * it downloads, beside the page's own start-up, not after it (they were the
+ * first 0.1 s of the way to the first note). Awaited in main(), which reports
+ * a failure; `.catch` here only keeps an early one from being "unhandled".
+ */
+const engineGlue = import('../pkg/polyphony.js');
+const engineCode = compileEngine();
+engineGlue.catch(() => {});
+engineCode.catch(() => {});
+
+async function compileEngine() {
+  try {
+    return await WebAssembly.compileStreaming(fetch(WASM_URL));
+  } catch {
+    // A host that serves .wasm with another MIME type than application/wasm
+    // (streaming refuses it), or a failed download: from the bytes, which
+    // says which.
+    return WebAssembly.compile(await fetchWithProgress(WASM_URL));
+  }
+}
 const KEY_NAMES = ['C', 'C#', 'D', 'Eb', 'E', 'F', 'F#', 'G', 'Ab', 'A', 'Bb', 'B'];
 
 const $ = (id) => document.getElementById(id);
@@ -277,8 +299,8 @@ function persist() {
 // --- loading a model ---------------------------------------------------------------
 
 /**
- * Downloads with a progress bar (the wasm module and the bundle are the
- * page's large downloads).
+ * Downloads with a progress bar (the model, the page's large download, and
+ * the wasm where it cannot be compiled as it streams).
  * XMLHttpRequest, because its progress events need no stream reading.
  */
 function fetchWithProgress(url) {
@@ -316,7 +338,17 @@ function useModel(bytes, fileName) {
   }
   if (generation) cancelGeneration();
   model?.model.free();
-  model = { model: next, name: modelName(fileName), card, bytes, fileName };
+  model = {
+    model: next,
+    name: modelName(fileName),
+    card,
+    bytes,
+    fileName,
+    /** The model's identity for share links, computed when first needed (a pass over every weight). */
+    get identity() {
+      return (this.knownIdentity ??= next.identity());
+    },
+  };
   renderCard(card, fileName, { title: els.cardTitle, facts: els.cardFacts });
   els.card.hidden = false;
   setGenerating(false);
@@ -592,7 +624,7 @@ function stopLive() {
 /** Puts a link to the last request (and the model that ran it) on the clipboard. */
 async function copyShareLink() {
   if (!lastRequest || !model) return;
-  const link = shareLink(lastRequest.req, { identity: model.card.identity, name: model.name }, lastRequest.backend);
+  const link = shareLink(lastRequest.req, { identity: model.identity, name: model.name }, lastRequest.backend);
   els.shareLink.value = link;
   els.shareLink.hidden = false;
   const copied = await copyText(link);
@@ -617,13 +649,13 @@ async function openShared() {
   const { request: req } = shared;
   primer.replace(req.primer);
   writeOptions(req.options);
-  if (shared.model === model.card.identity) {
+  if (shared.model === model.identity) {
     await write(req, 'cpu');
     // WebGPU samples with its own random numbers: the CPU's notes differ.
     if (shared.backend !== 'cpu') els.genStatus.textContent += ` (the link was written on ${LABELS[shared.backend] ?? shared.backend}, so these notes differ from its)`;
     return;
   }
-  els.sharedNote.textContent = `This link was made with the model “${shared.modelName}” (${shared.model}); this page has “${model.name}” (${model.card.identity}), so the notes will differ. `;
+  els.sharedNote.textContent = `This link was made with the model “${shared.modelName}” (${shared.model}); this page has “${model.name}” (${model.identity}), so the notes will differ. `;
   const button = element('button', { type: 'button', id: 'shared-run', textContent: 'Generate with this model' });
   button.addEventListener('click', () => {
     els.sharedNote.hidden = true;
@@ -744,8 +776,8 @@ async function main() {
   const playback = wirePlayback();
   // A dynamic import, so a missing or broken pkg/ is reported on the page.
   showStatus('Loading the program (WebAssembly)…', 'loading');
-  wasm = await import('../pkg/polyphony.js');
-  await wasm.default({ module_or_path: await fetchWithProgress(WASM_URL) });
+  wasm = await engineGlue;
+  await wasm.default({ module_or_path: await engineCode });
   showDefaultAction();
   showStatus('Loading the model…', 'loading');
   els.loadProgress.value = 0;
