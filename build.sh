@@ -7,7 +7,8 @@
 #   ./build.sh dist [DIR]  the page as a static site in DIR (default dist/), see README.md
 #   ./build.sh serve-dist [DIR]  build it, serve it as a static host would
 #   ./build.sh corpus  fetch the Bach chorales (music21 wheel from PyPI)
-#   ./build.sh bench-page  our CPU wasm step next to TensorFlow.js's wasm backend (not a test)
+#   ./build.sh bench-page  our CPU wasm step next to TensorFlow.js's wasm backend, and the
+#                          first note's time in fresh browser contexts (not a test)
 #   ./build.sh fuzz [SECONDS [TARGET...]]  fuzz every reader and the generate request (not a test)
 #
 # It installs what is missing (Debian packages, wasm-bindgen-cli, npm packages)
@@ -465,6 +466,7 @@ cmd_bench_page() { # [--rounds N] [--steps N]
     (cd tests/browser && npm ci --no-audit --no-fund) || die "npm ci in tests/browser failed"
   fi
   node tests/browser/bench-vs-tfjs.mjs "$@"
+  node tests/browser/first-note.mjs
 }
 
 # Fuzzing (fuzz/README.md): every reader and the generate request (or the

@@ -1,0 +1,56 @@
+// Time from navigation to the page's first generated note, as a first visit
+// sees it: one headless Chromium, a fresh context (empty cache) per run,
+// `?bench&backends=cpu&steps=1` (window.benchFirstNoteMs). Not a test: it
+// prints numbers (./build.sh bench-page runs it after the TF.js table).
+//
+//   node tests/browser/first-note.mjs [--runs 8] [--dist DIR] [--timeline]
+//
+// --dist serves a `./build.sh dist` folder as a static host would (hashed,
+// pre-compressed) instead of the dev tree; --timeline prints the last run's
+// paint and resource timings.
+
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, LOAD_TIMEOUT_MS } from './harness.mjs';
+import { startStaticServer } from './static-server.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const args = process.argv.slice(2);
+const value = (name) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : undefined);
+const runs = Number(value('runs') ?? 8);
+const dist = value('dist');
+
+const server = dist ? await startStaticServer(dist, { dist: true }) : await startStaticServer(ROOT);
+const url = `${server.url}${dist ? '/' : '/www/'}?bench&backends=cpu&steps=1`;
+const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+const firsts = [];
+try {
+  for (let i = 0; i < runs; i++) {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(url);
+    await page.waitForFunction(() => window.benchFirstNoteMs !== undefined || window.benchError !== undefined, null, { timeout: LOAD_TIMEOUT_MS });
+    const r = await page.evaluate(() => ({
+      error: window.benchError,
+      first: window.benchFirstNoteMs,
+      ready: window.polyphonyReadyMs,
+      timeline: [...performance.getEntriesByType('paint'), ...performance.getEntriesByType('resource')].map((e) => [
+        e.name.replace(/^\w+:\/\/[^/]+/, ''),
+        Math.round(e.startTime),
+        Math.round(e.responseEnd ?? e.startTime),
+      ]),
+    }));
+    await context.close();
+    if (r.error) throw new Error(`run ${i + 1}: ${r.error}`);
+    firsts.push(r.first);
+    console.log(`run ${i + 1}: first note ${r.first.toFixed(0)} ms, ready ${r.ready} ms after navigation`);
+    if (args.includes('--timeline') && i === runs - 1) for (const [name, start, end] of r.timeline) console.log(`  ${start}-${end} ms  ${name}`);
+  }
+} finally {
+  await browser.close();
+  await server.close();
+}
+firsts.sort((a, b) => a - b);
+const median = firsts[Math.floor((firsts.length - 1) / 2)];
+console.log(`\nfirst note after navigation, ${runs} fresh contexts (${dist ? `dist ${dist}` : 'dev tree'}): best ${firsts[0].toFixed(0)} ms, median ${median.toFixed(0)} ms, worst ${firsts.at(-1).toFixed(0)} ms`);
