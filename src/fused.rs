@@ -393,8 +393,29 @@ fn cell<T: Lanes>(c: T, i: T, j: T, f: T, o: T) -> (T, T) {
 }
 
 /// One sequence's cells updated from its pre-activations `z` (the gates
-/// i, j, f, o, `c.len()` units each).
+/// i, j, f, o, `c.len()` units each). Natively on x86-64 with AVX2 the
+/// loop is compiled a second time, eight lanes wide; the same operations
+/// (Rust does not fuse a multiply and an add by itself), so the same values.
 fn update_cells(z: &[f32], c: &mut [f32], h: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has the feature the function is compiled for.
+            unsafe { update_cells_avx2(z, c, h) };
+            return;
+        }
+    }
+    update_cells_any(z, c, h);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn update_cells_avx2(z: &[f32], c: &mut [f32], h: &mut [f32]) {
+    update_cells_any(z, c, h);
+}
+
+#[inline(always)]
+fn update_cells_any(z: &[f32], c: &mut [f32], h: &mut [f32]) {
     let n = c.len();
     let (zi, zj, zf, zo) = (&z[..n], &z[n..2 * n], &z[2 * n..3 * n], &z[3 * n..4 * n]);
     #[allow(unused_mut)]
