@@ -33,6 +33,7 @@ import { setUpOffline } from './offline.js';
 const BUNDLE_URL = new URL('../assets/bach-chorales.bundle', import.meta.url);
 const WASM_URL = new URL('../pkg/polyphony_bg.wasm', import.meta.url);
 const STEPS_PER_BAR = 16;
+const KEY_NAMES = ['C', 'C#', 'D', 'Eb', 'E', 'F', 'F#', 'G', 'Ab', 'A', 'Bb', 'B'];
 
 /**
  * The CPU engine, from the first moment: its JS and its wasm compiled while
@@ -55,7 +56,6 @@ async function compileEngine() {
     return WebAssembly.compile(await fetchWithProgress(WASM_URL));
   }
 }
-const KEY_NAMES = ['C', 'C#', 'D', 'Eb', 'E', 'F', 'F#', 'G', 'Ab', 'A', 'Bb', 'B'];
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -371,9 +371,10 @@ function restartEngine(err) {
     if (liveTake) stopLive();
     const { bytes, fileName, name } = model;
     showStatus(`The engine stopped (${errorMessage(err)}); restarting it…`, 'loading');
-    // A new module URL is a new instance; the bytes come from the browser's cache.
+    // A new module URL is a new instance of the glue, and the compiled code
+    // is instantiated again.
     wasm = await import(`../pkg/polyphony.js?instance=${Date.now()}`);
-    await wasm.default({ module_or_path: WASM_URL });
+    await wasm.default({ module_or_path: await engineCode });
     model = null; // its objects lived in the old instance
     useModel(bytes, fileName);
     showStatus(`The engine stopped (${errorMessage(err)}) and was restarted; the model “${name}” is loaded again.`, 'ready');
@@ -774,14 +775,16 @@ async function main() {
   wireBackends();
   wireFiles();
   const playback = wirePlayback();
+  // The model downloads while the engine starts.
+  const modelBytes = fetchWithProgress(BUNDLE_URL);
+  modelBytes.catch(() => {});
   // A dynamic import, so a missing or broken pkg/ is reported on the page.
   showStatus('Loading the program (WebAssembly)…', 'loading');
   wasm = await engineGlue;
   await wasm.default({ module_or_path: await engineCode });
   showDefaultAction();
   showStatus('Loading the model…', 'loading');
-  els.loadProgress.value = 0;
-  const bytes = await fetchWithProgress(BUNDLE_URL);
+  const bytes = await modelBytes;
   useModel(bytes, BUNDLE_URL.pathname);
   els.loadProgress.hidden = true;
   await playback;
