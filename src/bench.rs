@@ -100,7 +100,7 @@ pub struct GenerateBenchRow {
     pub num_outputs: usize,
     pub num_steps: usize,
     pub seconds: f64,
-    /// Model steps (one event for every row of the batch).
+    /// Model steps (one event for every row still running).
     pub model_steps: usize,
     /// Events through the model, all rows together.
     pub events: usize,
@@ -130,9 +130,9 @@ pub fn bench_generate(model: &mut dyn StepModel, sizes: &[(usize, usize)], repea
             while !session.is_done() {
                 backend::host_step(model, &mut session, &mut logits)?;
             }
-            let (model_steps, batch) = (session.model_steps(), session.batch());
+            let (model_steps, events) = (session.model_steps(), session.events_fed());
             let _ = session.finish();
-            let row = GenerateBenchRow { num_outputs, num_steps, seconds: start.elapsed().as_secs_f64(), model_steps, events: model_steps * batch };
+            let row = GenerateBenchRow { num_outputs, num_steps, seconds: start.elapsed().as_secs_f64(), model_steps, events };
             if best.as_ref().is_none_or(|b| row.seconds < b.seconds) {
                 best = Some(row);
             }

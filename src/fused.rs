@@ -276,7 +276,7 @@ fn gemm_generic<const FMA: bool, const MAX: usize>(w: &Packed, x: &[f32], xstrid
         let panel = &w.data[p * rows * PANEL..(p + 1) * rows * PANEL];
         let mut b = 0;
         while b < batch {
-            let n = (batch - b).min(MAX);
+            let n = even_block(batch - b, MAX);
             match n {
                 6 => block::<6, FMA>(panel, rows, x, xstride, b, z, zstride, p * PANEL),
                 5 => block::<5, FMA>(panel, rows, x, xstride, b, z, zstride, p * PANEL),
@@ -288,6 +288,15 @@ fn gemm_generic<const FMA: bool, const MAX: usize>(w: &Packed, x: &[f32], xstrid
             b += n;
         }
     }
+}
+
+/// The next block's rows when `left` rows remain, blocks of at most `max`:
+/// as even as the fewest blocks allow (8 as 4 + 4, not 6 + 2), because a
+/// block of one to three rows keeps too few sums in flight to fill the
+/// multiply-add units. Which block a row is in does not change its sums.
+#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))]
+fn even_block(left: usize, max: usize) -> usize {
+    left.div_ceil(left.div_ceil(max))
 }
 
 #[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))]

@@ -165,7 +165,9 @@ fn a_context_network_runs_the_same_in_the_fused_step_and_in_burn() {
             assert_eq!(session.features()[0], *polyphony::context::features_of(read).last().unwrap());
         }
         fused.step_into(session.inputs().unwrap(), session.features(), &mut logits);
-        session.feed(&logits).unwrap();
+        if let Some(rows) = session.feed(&logits).unwrap() {
+            fused.select_rows(&rows);
+        }
     }
     let on_device = generate::generate_on_device(generate::BurnStep::new(model), &opts).unwrap();
     assert_eq!(on_device.len(), 2);
@@ -296,6 +298,53 @@ impl StepModel for Orphans {
         *logits = inputs.iter().flat_map(|_| l.clone()).collect();
     }
     fn select_rows(&mut self, _rows: &[usize]) {}
+}
+
+/// The fused network on the whole batch to the end, as generation ran
+/// before finished rows left it: what the rows still running see must not
+/// change when the others leave. It records the batch it is given.
+struct WholeBatch {
+    net: FusedLstm,
+    /// The rows still given, as indices into the whole batch.
+    rows: Vec<usize>,
+    full: Vec<f32>,
+    sizes: Vec<usize>,
+}
+
+impl StepModel for WholeBatch {
+    fn reset(&mut self, batch: usize) {
+        self.net.reset(batch);
+        self.rows = (0..batch).collect();
+    }
+    fn step(&mut self, inputs: &[usize], features: &[Vec<u16>], logits: &mut Vec<f32>) {
+        self.sizes.push(inputs.len());
+        let whole = self.net.batch();
+        let (mut all_inputs, mut all_features) = (vec![inputs[0]; whole], vec![features[0].clone(); whole]);
+        for (i, &r) in self.rows.iter().enumerate() {
+            (all_inputs[r], all_features[r]) = (inputs[i], features[i].clone());
+        }
+        self.net.step_into(&all_inputs, &all_features, &mut self.full);
+        *logits = self.rows.iter().flat_map(|&r| self.full[r * NUM_CLASSES..(r + 1) * NUM_CLASSES].to_vec()).collect();
+    }
+    fn select_rows(&mut self, rows: &[usize]) {
+        assert!(rows.windows(2).all(|w| w[0] < w[1]), "without beams rows only leave: {rows:?}");
+        self.rows = rows.iter().map(|&i| self.rows[i]).collect();
+    }
+}
+
+/// Without beams a row that has its steps leaves the model's batch (its
+/// steps were wasted work), and what the others write does not change.
+#[test]
+fn finished_rows_leave_the_batch_and_the_rest_write_the_same() {
+    let bundle = small_bundle();
+    let opts = options(6, 48, Primer::Pitches(vec![60, 64, 67]), true, false);
+    let mut whole = WholeBatch { net: FusedLstm::new(bundle.weights()), rows: Vec::new(), full: Vec::new(), sizes: Vec::new() };
+    let expected = generate::generate(&mut whole, &opts).unwrap();
+    let sizes = &whole.sizes;
+    assert_eq!(sizes[0], 6);
+    assert!(sizes.windows(2).all(|w| w[1] <= w[0]) && *sizes.last().unwrap() < 6, "the batch shrinks: {sizes:?}");
+    let mut compact = FusedLstm::new(bundle.weights());
+    assert_eq!(generate::generate(&mut compact, &opts).unwrap(), expected);
 }
 
 /// With `mask_ignored_events` (the default) the model's streams hold only

@@ -71,6 +71,9 @@ pub struct Session {
     /// Length of the model's stream before generation (not scored).
     start_len: usize,
     rows: Vec<Row>,
+    /// The rows the model runs, in the order of its batch: every row, less
+    /// those a host-sampled run has finished (see [`Session::feed`]).
+    live: Vec<usize>,
     /// Rows per output: beam_size · branch_factor.
     group: usize,
     model_steps: usize,
@@ -138,6 +141,7 @@ impl Session {
             plan,
             start_len,
             rows: vec![row; o.num_outputs * group],
+            live: (0..o.num_outputs * group).collect(),
             group,
             model_steps: 0,
             seed,
@@ -241,7 +245,8 @@ impl Session {
         notes.into_iter().map(|n| StepNote { pitch: n.pitch - self.shift, ..n }).filter(|n| (0..=127).contains(&n.pitch)).collect()
     }
 
-    /// Rows in the batch (the model's batch size).
+    /// Rows in the batch: the model's batch size at the start (rows leave
+    /// it as they finish on a host-sampled run, [`Session::feed`]).
     pub fn batch(&self) -> usize {
         self.rows.len()
     }
@@ -249,6 +254,11 @@ impl Session {
     /// Model steps taken so far.
     pub fn model_steps(&self) -> usize {
         self.model_steps
+    }
+
+    /// Events the model has read so far, all rows together.
+    pub fn events_fed(&self) -> usize {
+        self.rows.iter().map(|r| r.fed).sum()
     }
 
     /// Rows per output (beam_size · branch_factor); output `g` is decided
@@ -298,7 +308,8 @@ impl Session {
         self.rows.iter().all(|r| self.row_done(r))
     }
 
-    /// The next step's input classes, one per row; `None` when done.
+    /// The next step's input classes, one per row the model runs; `None`
+    /// when done.
     pub fn inputs(&self) -> Option<&[usize]> {
         if self.is_done() { None } else { Some(&self.inputs) }
     }
@@ -316,7 +327,7 @@ impl Session {
     fn set_inputs(&mut self) {
         self.inputs.clear();
         self.features.clear();
-        for row in &self.rows {
+        for row in self.live.iter().map(|&r| &self.rows[r]) {
             // A finished row is fed its last event again; its outputs are ignored.
             let e = row.events.get(row.fed).or(row.events.last()).expect("START at least");
             self.inputs.push(e.class());
@@ -345,18 +356,19 @@ impl Session {
         self.options.harmonize && self.options.harmonize_bass
     }
 
-    /// For each row, the class its next event must have: the primer's (while
+    /// For each row the model runs, the class its next event must have: the primer's (while
     /// reading it) or an injected one; `None` where the model chooses (and
     /// for finished rows). A model that samples on its device takes these as
     /// given.
     pub fn forced(&self) -> Vec<Option<usize>> {
-        self.rows
+        self.live
             .iter()
+            .map(|&r| &self.rows[r])
             .map(|row| if self.row_done(row) { None } else { row.events.get(row.fed + 1).map(|e| e.class()) })
             .collect()
     }
 
-    /// Each row's log-weight for every class, `[batch, 259]` row-major, by
+    /// Each running row's log-weight for every class, `[batch, 259]` row-major, by
     /// the request's [`rules`]: where the model chooses, what they give
     /// (−∞ forbids a class); else 0.
     pub fn bias(&self) -> Vec<f32> {
@@ -365,9 +377,10 @@ impl Session {
 
     /// [`Session::bias`] with the rows' [`Session::forced`] classes at hand.
     fn bias_given(&self, forced: &[Option<usize>]) -> Vec<f32> {
-        let mut bias = vec![0.0; self.rows.len() * NUM_CLASSES];
+        let mut bias = vec![0.0; self.live.len() * NUM_CLASSES];
         if self.rules.restrict() {
-            for ((row, b), f) in self.rows.iter().zip(bias.chunks_exact_mut(NUM_CLASSES)).zip(forced) {
+            let rows = self.live.iter().map(|&r| &self.rows[r]);
+            for ((row, b), f) in rows.zip(bias.chunks_exact_mut(NUM_CLASSES)).zip(forced) {
                 if f.is_none() && !self.row_done(row) {
                     row.state.bias(&self.rules, b);
                 }
@@ -394,28 +407,50 @@ impl Session {
 
     /// Takes the model's `[batch, 259]` logits for the current inputs and
     /// samples each row's next event here, on the host.
-    /// Returns `Some(rows)` when the model's state must be reordered (beam
-    /// search): new row `i` takes old row `rows[i]`.
+    /// Returns `Some(rows)` when the model's state must be reordered: new
+    /// row `i` takes old row `rows[i]`. That is beam search's pruning, and
+    /// without beams the rows that have just finished leaving the batch (a
+    /// finished row's step is wasted work: the outputs' lengths in events
+    /// differ by a tenth or more).
     pub fn feed(&mut self, logits: &[f32]) -> Result<Option<Vec<usize>>, GenerateError> {
-        assert_eq!(logits.len(), self.rows.len() * NUM_CLASSES, "one row of logits per sequence");
+        assert_eq!(logits.len(), self.live.len() * NUM_CLASSES, "one row of logits per sequence");
         let inv_t = (1.0 / self.options.temperature) as f32;
         let mut probs = vec![0.0f64; NUM_CLASSES];
         let forced = self.forced();
         let bias = self.bias_given(&forced);
         let top_p = self.options.top_p;
-        let mut choices = Vec::with_capacity(self.rows.len());
-        for (r, row) in self.rows.iter().enumerate() {
-            let reading_primer = forced[r].is_some() && row.fed + 1 < self.start_len;
+        let mut choices = Vec::with_capacity(self.live.len());
+        for (i, row) in self.live.iter().map(|&r| &self.rows[r]).enumerate() {
+            let reading_primer = forced[i].is_some() && row.fed + 1 < self.start_len;
             if self.row_done(row) || reading_primer {
                 choices.push(Choice::UNUSED);
                 continue;
             }
-            let span = r * NUM_CLASSES..(r + 1) * NUM_CLASSES;
-            let choice = host_choice(&logits[span.clone()], &bias[span], inv_t, top_p, forced[r], &mut probs, &mut self.rng)
+            let span = i * NUM_CLASSES..(i + 1) * NUM_CLASSES;
+            let choice = host_choice(&logits[span.clone()], &bias[span], inv_t, top_p, forced[i], &mut probs, &mut self.rng)
                 .ok_or(GenerateError::NotANumber { model_step: self.model_steps })?;
             choices.push(choice);
         }
-        self.feed_choices(&choices)
+        match self.feed_choices(&choices)? {
+            Some(reorder) => Ok(Some(reorder)),
+            None => Ok(self.drop_finished()),
+        }
+    }
+
+    /// Without beams, takes the rows that have finished out of the batch
+    /// (while one is still running: a live session's row comes back) and
+    /// says which model rows stay.
+    fn drop_finished(&mut self) -> Option<Vec<usize>> {
+        if self.group > 1 {
+            return None;
+        }
+        let keep: Vec<usize> = (0..self.live.len()).filter(|&i| !self.row_done(&self.rows[self.live[i]])).collect();
+        if keep.is_empty() || keep.len() == self.live.len() {
+            return None;
+        }
+        self.live = keep.iter().map(|&i| self.live[i]).collect();
+        self.set_inputs();
+        Some(keep)
     }
 
     /// Takes each row's next event as chosen by the model (sampled, or the
@@ -424,9 +459,10 @@ impl Session {
     /// [`Session::feed`] returns. A choice that is not a number, and a step
     /// that never ends, are errors.
     pub fn feed_choices(&mut self, choices: &[Choice]) -> Result<Option<Vec<usize>>, GenerateError> {
-        assert_eq!(choices.len(), self.rows.len(), "one choice per sequence");
+        assert_eq!(choices.len(), self.live.len(), "one choice per sequence");
         let model_step = self.model_steps;
-        for (r, choice) in choices.iter().enumerate() {
+        for (i, choice) in choices.iter().enumerate() {
+            let r = self.live[i];
             if self.row_done(&self.rows[r]) {
                 continue;
             }
