@@ -769,7 +769,11 @@ window.polyphonyApp = {
   resultPoint: (i, step) => results.cards[i].roll.pointFor(60, step),
 };
 
+/** A point of the start-up on the performance timeline (first-note.mjs --timeline prints them). */
+const mark = (name) => performance.mark(`polyphony:${name}`);
+
 async function main() {
+  mark('main');
   wirePrimer();
   wireOptions();
   wireBackends();
@@ -782,13 +786,17 @@ async function main() {
   showStatus('Loading the program (WebAssembly)…', 'loading');
   wasm = await engineGlue;
   await wasm.default({ module_or_path: await engineCode });
+  mark('engine');
   showDefaultAction();
   showStatus('Loading the model…', 'loading');
   const bytes = await modelBytes;
+  mark('model-downloaded');
   useModel(bytes, BUNDLE_URL.pathname);
+  mark('model-read');
   els.loadProgress.hidden = true;
   await playback;
   window.polyphonyReadyMs = Math.round(performance.now());
+  mark('ready');
   window.polyphonyReady = true;
   setUpOffline(); // a dist build's service worker (offline use)
   els.share.addEventListener('click', copyShareLink);
@@ -796,6 +804,7 @@ async function main() {
   // The first note is timed before the backends are, which takes seconds.
   const benchMode = new URLSearchParams(location.search).has('bench');
   const firstNote = benchMode ? await firstNoteMs(model.model) : null;
+  if (benchMode) mark('first-note');
   await setUpBackends();
   window.polyphonyBackendsReady = true;
   if (benchMode) await bench(firstNote);

@@ -3,11 +3,14 @@
 // `?bench&backends=cpu&steps=1` (window.benchFirstNoteMs). Not a test: it
 // prints numbers (./build.sh bench-page runs it after the TF.js table).
 //
-//   node tests/browser/first-note.mjs [--runs 8] [--dist DIR] [--timeline]
+//   node tests/browser/first-note.mjs [--runs 8] [--dist DIR | --url URL] [--timeline]
 //
 // --dist serves a `./build.sh dist` folder as a static host would (hashed,
-// pre-compressed) instead of the dev tree; --timeline prints the last run's
-// paint and resource timings.
+// pre-compressed) instead of the dev tree; --url measures the page where it
+// already is (a deployed copy, or `./build.sh serve-dist`: a server in a
+// process of its own, not sharing this one's event loop); --timeline prints the last run's
+// paint, resource and navigation timings and the page's own start-up marks
+// (`polyphony:…`), in order.
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,8 +24,9 @@ const value = (name) => (args.includes(`--${name}`) ? args[args.indexOf(`--${nam
 const runs = Number(value('runs') ?? 8);
 const dist = value('dist');
 
-const server = dist ? await startStaticServer(dist, { dist: true }) : await startStaticServer(ROOT);
-const url = `${server.url}${dist ? '/' : '/www/'}?bench&backends=cpu&steps=1`;
+const host = value('url');
+const server = host ? null : dist ? await startStaticServer(dist, { dist: true }) : await startStaticServer(ROOT);
+const url = `${host ?? `${server.url}${dist ? '/' : '/www/'}`}?bench&backends=cpu&steps=1`;
 const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 const firsts = [];
 try {
@@ -35,11 +39,14 @@ try {
       error: window.benchError,
       first: window.benchFirstNoteMs,
       ready: window.polyphonyReadyMs,
-      timeline: [...performance.getEntriesByType('paint'), ...performance.getEntriesByType('resource')].map((e) => [
-        e.name.replace(/^\w+:\/\/[^/]+/, ''),
-        Math.round(e.startTime),
-        Math.round(e.responseEnd ?? e.startTime),
-      ]),
+      timeline: [
+        ...['paint', 'resource', 'mark'].flatMap((type) => performance.getEntriesByType(type)).map((e) => [
+          e.name.replace(/^\w+:\/\/[^/]+/, ''),
+          Math.round(e.startTime),
+          Math.round(e.responseEnd ?? e.startTime),
+        ]),
+        ...performance.getEntriesByType('navigation').map((e) => ['DOMContentLoaded', Math.round(e.domContentLoadedEventStart), Math.round(e.domContentLoadedEventEnd)]),
+      ].sort((a, b) => a[1] - b[1]),
     }));
     await context.close();
     if (r.error) throw new Error(`run ${i + 1}: ${r.error}`);
@@ -49,8 +56,8 @@ try {
   }
 } finally {
   await browser.close();
-  await server.close();
+  await server?.close();
 }
 firsts.sort((a, b) => a - b);
 const median = firsts[Math.floor((firsts.length - 1) / 2)];
-console.log(`\nfirst note after navigation, ${runs} fresh contexts (${dist ? `dist ${dist}` : 'dev tree'}): best ${firsts[0].toFixed(0)} ms, median ${median.toFixed(0)} ms, worst ${firsts.at(-1).toFixed(0)} ms`);
+console.log(`\nfirst note after navigation, ${runs} fresh contexts (${host ?? (dist ? `dist ${dist}` : 'dev tree')}): best ${firsts[0].toFixed(0)} ms, median ${median.toFixed(0)} ms, worst ${firsts.at(-1).toFixed(0)} ms`);
