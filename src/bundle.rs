@@ -580,24 +580,23 @@ fn read_tensors(header: &Metadata, data: &[u8], expected_checksum: &str) -> Resu
     if checksum(infos.iter().map(|(_, info)| stored(info.data_offsets))) != expected_checksum {
         return Err(BundleError::Damaged("checksum mismatch: the weights changed after the bundle was written".to_string()));
     }
+    // The row scales first, so that an int8 matrix is read in one pass.
+    let (scale_infos, infos): (Vec<_>, Vec<_>) = infos.into_iter().partition(|(name, _)| name.ends_with(SCALE_SUFFIX));
     let mut scales: BTreeMap<String, NamedTensor> = BTreeMap::new();
-    let mut tensors = Vec::new();
-    for (name, info) in infos {
+    for (name, info) in scale_infos {
         let tensor = decode_tensor(name, info.dtype, info.shape.clone(), stored(info.data_offsets))?;
-        if let Some(matrix) = tensor.name.strip_suffix(SCALE_SUFFIX) {
-            scales.insert(matrix.to_string(), tensor);
-        } else {
-            tensors.push((info.dtype, tensor));
-        }
+        let matrix = tensor.name.strip_suffix(SCALE_SUFFIX).expect("a scale's name").to_string();
+        scales.insert(matrix, tensor);
     }
-    let mut out = Vec::with_capacity(tensors.len());
-    for (dtype, tensor) in tensors {
-        out.push(match dtype {
+    let mut out = Vec::with_capacity(infos.len());
+    for (name, info) in infos {
+        let bytes = stored(info.data_offsets);
+        out.push(match info.dtype {
             Dtype::I8 => {
-                let row_scales = scales.remove(&tensor.name);
-                dequantize(tensor, row_scales)?
+                let row_scales = scales.remove(&name);
+                dequantize(name, info.shape.clone(), bytes, row_scales)?
             }
-            _ => tensor,
+            dtype => decode_tensor(name, dtype, info.shape.clone(), bytes)?,
         });
     }
     if let Some(name) = scales.keys().next() {
@@ -606,19 +605,19 @@ fn read_tensors(header: &Metadata, data: &[u8], expected_checksum: &str) -> Resu
     Ok(out)
 }
 
-/// An int8 matrix (its values read as-is) times its row scales.
-fn dequantize(mut tensor: NamedTensor, scales: Option<NamedTensor>) -> Result<NamedTensor, BundleError> {
-    let name = &tensor.name;
+/// An int8 matrix: its values times its row scales.
+fn dequantize(name: String, shape: Vec<usize>, bytes: &[u8], scales: Option<NamedTensor>) -> Result<NamedTensor, BundleError> {
     let scales = scales.ok_or_else(|| BundleError::Damaged(format!("int8 tensor {name} has no {name}{SCALE_SUFFIX}")))?;
-    let rows = tensor.shape.first().copied().unwrap_or(0);
-    if tensor.shape.len() != 2 || scales.shape != [rows] || rows == 0 {
-        return Err(BundleError::Damaged(format!("int8 tensor {name} {:?} does not fit its scales {:?}", tensor.shape, scales.shape)));
+    let rows = shape.first().copied().unwrap_or(0);
+    if shape.len() != 2 || scales.shape != [rows] || rows == 0 || shape[1] == 0 {
+        return Err(BundleError::Damaged(format!("int8 tensor {name} {shape:?} does not fit its scales {:?}", scales.shape)));
     }
-    let columns = tensor.shape[1];
-    for (row, &scale) in tensor.data.chunks_exact_mut(columns).zip(&scales.data) {
-        row.iter_mut().for_each(|v| *v *= scale);
+    let columns = shape[1];
+    let mut data = Vec::with_capacity(bytes.len());
+    for (row, &scale) in bytes.chunks_exact(columns).zip(&scales.data) {
+        data.extend(row.iter().map(|&b| f32::from(b as i8) * scale));
     }
-    Ok(tensor)
+    Ok(NamedTensor { name, shape, data })
 }
 
 fn decode_tensor(name: String, dtype: Dtype, shape: Vec<usize>, bytes: &[u8]) -> Result<NamedTensor, BundleError> {

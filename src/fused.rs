@@ -53,15 +53,13 @@ impl Packed {
     fn new(src: &[f32], src_cols: usize, first: usize, rows: usize) -> Packed {
         let panels = src_cols.div_ceil(PANEL);
         let mut data = vec![0.0f32; panels * rows * PANEL];
-        for p in 0..panels {
-            for r in 0..rows {
-                let row = &src[(first + r) * src_cols..(first + r + 1) * src_cols];
-                for k in 0..PANEL {
-                    let col = p * PANEL + k;
-                    if col < src_cols {
-                        data[(p * rows + r) * PANEL + k] = row[col];
-                    }
-                }
+        // Slice copies, not a loop over elements: the page packs its model
+        // while the engine still runs V8's unoptimised first-tier code.
+        for r in 0..rows {
+            let row = &src[(first + r) * src_cols..(first + r + 1) * src_cols];
+            for (p, piece) in row.chunks(PANEL).enumerate() {
+                let at = (p * rows + r) * PANEL;
+                data[at..at + piece.len()].copy_from_slice(piece);
             }
         }
         Packed { rows, panels, data }
@@ -474,7 +472,7 @@ pub struct FusedLstm {
 impl FusedLstm {
     /// The network of checked weights, with an empty batch.
     pub fn new(weights: &Weights) -> FusedLstm {
-        let mut it = weights.tensors().iter().map(|t| t.data.clone());
+        let mut it = weights.tensors().iter().map(|t| t.data.as_slice());
         let mut layers = Vec::new();
         // The first kernel's rows: the input (one-hot and any features), then the hidden state.
         let mut input = weights.tensors()[0].shape[0] - weights.layer_sizes()[0];
@@ -483,18 +481,18 @@ impl FusedLstm {
             let bias = it.next().expect("bias");
             let cols = 4 * hidden;
             let (lookup, packed) = if l == 0 {
-                (Some(kernel[..input * cols].to_vec()), Packed::new(&kernel, cols, input, hidden))
+                (Some(kernel[..input * cols].to_vec()), Packed::new(kernel, cols, input, hidden))
             } else {
-                (None, Packed::new(&kernel, cols, 0, input + hidden))
+                (None, Packed::new(kernel, cols, 0, input + hidden))
             };
-            let mut padded_bias = bias;
+            let mut padded_bias = bias.to_vec();
             padded_bias.resize(packed.stride(), 0.0);
             layers.push(Layer { input, hidden, lookup, packed, bias: padded_bias });
             input = hidden;
         }
         let dense = it.next().expect("dense weights");
-        let mut dense_bias = it.next().expect("dense biases");
-        let dense = Packed::new(&dense, NUM_CLASSES, 0, input);
+        let mut dense_bias = it.next().expect("dense biases").to_vec();
+        let dense = Packed::new(dense, NUM_CLASSES, 0, input);
         dense_bias.resize(dense.stride(), 0.0);
         let mut net = FusedLstm { layers, dense, dense_bias, batch: 0, h: Vec::new(), c: Vec::new(), z: Vec::new(), xh: Vec::new() };
         net.reset(0);
