@@ -32,6 +32,8 @@ import { setUpOffline } from './offline.js';
 
 const BUNDLE_URL = new URL('../assets/bach-chorales.bundle', import.meta.url);
 const WASM_URL = new URL('../pkg/polyphony_bg.wasm', import.meta.url);
+/** The engine's JS glue (a URL, so that a dist build's hashed name reaches the restart too). */
+const GLUE_URL = new URL('../pkg/polyphony.js', import.meta.url);
 const STEPS_PER_BAR = 16;
 const KEY_NAMES = ['C', 'C#', 'D', 'Eb', 'E', 'F', 'F#', 'G', 'Ab', 'A', 'Bb', 'B'];
 
@@ -41,7 +43,7 @@ const KEY_NAMES = ['C', 'C#', 'D', 'Eb', 'E', 'F', 'F#', 'G', 'Ab', 'A', 'Bb', '
  * first 0.1 s of the way to the first note). Awaited in main(), which reports
  * a failure; `.catch` here only keeps an early one from being "unhandled".
  */
-const engineGlue = import('../pkg/polyphony.js');
+const engineGlue = import(GLUE_URL.href);
 const engineCode = compileEngine();
 engineGlue.catch(() => {});
 engineCode.catch(() => {});
@@ -373,7 +375,7 @@ function restartEngine(err) {
     showStatus(`The engine stopped (${errorMessage(err)}); restarting it…`, 'loading');
     // A new module URL is a new instance of the glue, and the compiled code
     // is instantiated again.
-    wasm = await import(`../pkg/polyphony.js?instance=${Date.now()}`);
+    wasm = await import(`${GLUE_URL.href}?instance=${Date.now()}`);
     await wasm.default({ module_or_path: await engineCode });
     model = null; // its objects lived in the old instance
     useModel(bytes, fileName);

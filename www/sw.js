@@ -49,8 +49,18 @@ self.addEventListener('fetch', (event) => {
   const { request } = event;
   if (request.method !== 'GET') return;
   if (request.mode === 'navigate') event.respondWith(pageFirstFromNetwork(request));
-  else if (FILES.has(request.url)) event.respondWith(fromCache(request));
+  else if (FILES.has(withoutQuery(request.url))) event.respondWith(fromCache(request));
 });
+
+/**
+ * A build file's URL without its query: a restarted engine imports its glue
+ * again as `…?instance=N` (a new module instance), which is the same file.
+ */
+function withoutQuery(url) {
+  const u = new URL(url);
+  u.search = '';
+  return u.href;
+}
 
 /**
  * The network's page, else (offline) the page cached with this build. The
@@ -70,10 +80,11 @@ async function pageFirstFromNetwork(request) {
 /** A build file from the cache, else from the network (and kept). */
 async function fromCache(request) {
   const cache = await caches.open(CACHE);
+  const file = withoutQuery(request.url);
   // ignoreVary: the server varies on Accept-Encoding, which the cache never needs to.
-  const cached = await cache.match(request, { ignoreVary: true });
+  const cached = await cache.match(file, { ignoreVary: true });
   if (cached) return cached;
   const response = await fetch(request);
-  if (response.ok) await cache.put(request, response.clone());
+  if (response.ok) await cache.put(file, response.clone());
   return response;
 }

@@ -281,6 +281,29 @@ test('offline, a reload is ready and a generation completes', async () => {
   }
 });
 
+test('offline, a wasm trap restarts the engine from the build\'s hashed glue (cached) and it generates again', async () => {
+  await context.setOffline(true);
+  // A page of its own: the trap is an uncaught error there, which this session's pages must not have.
+  const other = await context.newPage();
+  try {
+    await other.goto(`${server.url}/`);
+    await pageReady(other);
+    const glue = `/${buildA.files.find((f) => f.source === 'pkg/polyphony.js').place}`;
+    // The app's own instance of the module (the same URL) traps: a panic in Rust.
+    await other.evaluate((url) => setTimeout(async () => (await import(url)).trapForTests()), glue);
+    await other.waitForFunction(() => window.polyphonyRestarts === 1, null, { timeout: LOAD_TIMEOUT_MS });
+    const status = await other.textContent('#status');
+    console.log(`  offline: ${status}`);
+    assert.match(status, /was restarted; the model “bach-chorales” is loaded again/);
+    await other.click('[data-preset=chord]');
+    await generateAndWait(other);
+    assert.ok((await other.evaluate(() => window.polyphonyApp.results().length)) > 0, 'results are shown');
+  } finally {
+    await other.close();
+    await context.setOffline(false);
+  }
+});
+
 test('a new deploy at the same origin runs on the next visit and the old cache is deleted', async () => {
   await serve(buildB);
   await page.goto(`${server.url}/`);
