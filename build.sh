@@ -153,6 +153,18 @@ ensure_page_deps() {
   fi
 }
 
+# esbuild, which ./build.sh dist uses to join the page's modules into one
+# file. --ignore-scripts: its install script only checks the prebuilt binary
+# that the platform package (an optional dependency) brings.
+ensure_tool_deps() {
+  local dir=tools
+  if [ ! -f "$dir/node_modules/esbuild/package.json" ] ||
+     [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    say "Installing the build tools' npm packages in $dir (npm ci: esbuild, for ./build.sh dist)"
+    (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts) || die "npm ci in $dir failed"
+  fi
+}
+
 # Everything a subcommand needs, installed up front (one apt-get run).
 prepare() { # <wasm> [browser] [node]
   local what
@@ -175,8 +187,9 @@ prepare() { # <wasm> [browser] [node]
         [ -x "$CHROMIUM" ] || die "$CHROMIUM is still missing"
         ensure_browser_test_deps
         ensure_page_deps
+        ensure_tool_deps # the offline test builds dist folders
         ;;
-      node) ensure_page_deps ;;
+      node) ensure_page_deps; ensure_tool_deps ;;
     esac
   done
 }

@@ -1,5 +1,5 @@
 // The page as a folder for any static host (./build.sh dist). Node's standard
-// library only.
+// library and esbuild (tools/package.json, installed by ./build.sh).
 //
 //   node tools/dist.mjs [--out DIR]      (default dist/; POLYPHONY_BUILD=label names the build)
 //
@@ -7,7 +7,11 @@
 // HTML's src/href, CSS url(), JS `import`, `import()` and
 // `new URL('…', import.meta.url)`, the manifest's icons), so the folder holds
 // only what the page loads: www/ at the top, pkg/, pkg-webgpu/, the model in
-// assets/ and the score library in lib/. Each file but index.html, sw.js and
+// assets/ and the score library in lib/. The page's own modules are joined
+// into app.js by esbuild (one request instead of fifteen: over HTTP/1.1 the
+// browser fetches six at a time, and the first visit waited on the waves),
+// and index.html's modulepreload links to them are dropped; what app.js
+// fetches by URL (`new URL('…', import.meta.url)`) stays a file of its own. Each file but index.html, sw.js and
 // manifest.webmanifest (whose names must not change) gets its content's hash
 // in its name, and references are rewritten to those names: a host may then
 // cache them forever. index.html names the build (<meta name="polyphony-build">,
@@ -23,9 +27,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
+import * as esbuild from 'esbuild';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ENTRY = 'www/index.html';
+/** The page's module: the others it imports are joined into it. */
+const APP = 'www/app.js';
 const SERVICE_WORKER = 'www/sw.js';
 /** Names a host and the browser look up as they are: never hashed. */
 const STABLE = new Set(['www/index.html', SERVICE_WORKER, 'www/manifest.webmanifest']);
@@ -94,6 +101,7 @@ function patternsOf(source) {
  * Returns the files as { source, place (name in the folder), bytes, edges }.
  */
 async function collect(root) {
+  const app = await joinModules(root);
   const files = new Map(); // source -> file, once done
   const busy = new Set(); // sources being processed (a cycle would need a name before its hash)
 
@@ -101,9 +109,13 @@ async function collect(root) {
     if (files.has(source)) return files.get(source);
     if (busy.has(source)) throw new Error(`reference cycle through ${source}: hashed names need an acyclic graph`);
     busy.add(source);
-    let bytes = await readFile(path.join(root, source)).catch(() => {
-      throw new Error(`${source} is missing (run ./build.sh wasm for pkg/ and pkg-webgpu/, npm ci in www/)`);
-    });
+    let bytes =
+      source === APP
+        ? app.bytes
+        : await readFile(path.join(root, source)).catch(() => {
+            throw new Error(`${source} is missing (run ./build.sh wasm for pkg/ and pkg-webgpu/, npm ci in www/)`);
+          });
+    if (source === ENTRY) bytes = withoutPreloadsOf(bytes, source, app.joined);
     const place = placeOf(source);
     const edges = []; // { target: source path, kind }
     const rewrite = async (text, patterns) => {
@@ -134,6 +146,36 @@ async function collect(root) {
   await visit(ENTRY);
   if (!files.has(SERVICE_WORKER)) throw new Error(`nothing references ${SERVICE_WORKER} (www/offline.js registers it)`);
   return [...files.values()];
+}
+
+/**
+ * www/app.js with the modules it imports joined in (esbuild, ES module
+ * output). Returns { bytes, joined: the sources it took in, app.js too }.
+ */
+async function joinModules(root) {
+  const result = await esbuild.build({
+    entryPoints: [APP],
+    absWorkingDir: path.resolve(root),
+    bundle: true,
+    format: 'esm',
+    write: false,
+    metafile: true,
+    charset: 'utf8',
+    logLevel: 'silent',
+  }).catch((err) => {
+    throw new Error(`joining ${APP}'s modules (esbuild): ${err.errors?.map((e) => `${e.location?.file ?? ''}:${e.location?.line ?? ''} ${e.text}`).join('; ') ?? err.message}`);
+  });
+  return { bytes: Buffer.from(result.outputFiles[0].contents), joined: new Set(Object.keys(result.metafile.inputs)) };
+}
+
+/** index.html without its modulepreload links to modules now inside app.js. */
+function withoutPreloadsOf(bytes, source, joined) {
+  const link = /^[ \t]*<link rel="modulepreload" href="([^"]+)">[ \t]*\r?\n/gm;
+  const html = bytes.toString('utf8').replace(link, (line, ref) => {
+    const target = path.posix.normalize(path.posix.join(path.posix.dirname(source), ref));
+    return joined.has(target) ? '' : line;
+  });
+  return Buffer.from(html);
 }
 
 /** The manifest with its icons' names rewritten (it stays at the top, beside index.html). */

@@ -168,6 +168,10 @@ test('dist: every file has .gz and .br beside it that decompress to it; names ca
   assert.ok(originals.some((f) => /^pkg-webgpu\/polyphony_bg\.[0-9a-f]{10}\.wasm$/.test(f)), 'the WebGPU wasm');
   assert.ok(originals.some((f) => /^lib\/opensheetmusicdisplay\.min\.[0-9a-f]{10}\.js$/.test(f)), 'the score library');
   assert.ok(!originals.some((f) => f.endsWith('.d.ts') || f.includes('node_modules')), 'nothing the page does not load');
+  // The page's modules are joined into app.js, and index.html preloads none of them.
+  assert.deepEqual(originals.filter((f) => /^[^/]+\.js$/.test(f)).map((f) => f.replace(/\.[0-9a-f]{10}\./, '.')).sort(), ['app.js', 'sw.js']);
+  const html = await readFile(path.join(buildA.out, 'index.html'), 'utf8');
+  assert.deepEqual([...html.matchAll(/rel="modulepreload" href="([^"]+)"/g)].map((m) => m[1].replace(/\.[0-9a-f]{10}\./, '.')), ['./pkg/polyphony.js'], 'only the engine\'s glue is preloaded');
   console.log(`  ${originals.length} files, each with .gz and .br`);
 });
 
