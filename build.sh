@@ -133,36 +133,33 @@ ensure_wasm_bindgen() {
   fi
 }
 
-ensure_browser_test_deps() {
-  local dir=tests/browser
-  if [ ! -f "$dir/node_modules/playwright-core/package.json" ] ||
+# `npm ci` in DIR when PACKAGE is missing there or the lockfile is newer
+# than what was installed: npm_ci_if_stale <dir> <package> <what, for the log> [npm flags].
+npm_ci_if_stale() {
+  local dir=$1 package=$2 what=$3
+  shift 3
+  if [ ! -f "$dir/node_modules/$package/package.json" ] ||
      [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    say "Installing npm packages in $dir (npm ci: playwright-core; it downloads no browser)"
-    (cd "$dir" && npm ci --no-audit --no-fund) || die "npm ci in $dir failed"
+    say "Installing npm packages in $dir (npm ci: $what)"
+    (cd "$dir" && npm ci --no-audit --no-fund "$@") || die "npm ci in $dir failed"
   fi
+}
+
+ensure_browser_test_deps() {
+  npm_ci_if_stale tests/browser playwright-core "playwright-core; it downloads no browser"
 }
 
 # The page's one npm library (OpenSheetMusicDisplay, the score view), served
 # from www/node_modules. --ignore-scripts: only its prebuilt browser file is used.
 ensure_page_deps() {
-  local dir=www
-  if [ ! -f "$dir/node_modules/opensheetmusicdisplay/package.json" ] ||
-     [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    say "Installing the page's npm packages in $dir (npm ci: opensheetmusicdisplay, for the score view)"
-    (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts) || die "npm ci in $dir failed"
-  fi
+  npm_ci_if_stale www opensheetmusicdisplay "opensheetmusicdisplay, for the score view" --ignore-scripts
 }
 
 # esbuild, which ./build.sh dist uses to join the page's modules into one
 # file. --ignore-scripts: its install script only checks the prebuilt binary
 # that the platform package (an optional dependency) brings.
 ensure_tool_deps() {
-  local dir=tools
-  if [ ! -f "$dir/node_modules/esbuild/package.json" ] ||
-     [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    say "Installing the build tools' npm packages in $dir (npm ci: esbuild, for ./build.sh dist)"
-    (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts) || die "npm ci in $dir failed"
-  fi
+  npm_ci_if_stale tools esbuild "esbuild, for ./build.sh dist" --ignore-scripts
 }
 
 # Everything a subcommand needs, installed up front (one apt-get run).
@@ -475,9 +472,7 @@ cmd_test() {
 cmd_bench_page() { # [--rounds N] [--steps N]
   prepare wasm browser
   if [ ! -f pkg/polyphony.js ] || [ ! -f pkg/polyphony_bg.wasm ]; then build_wasm_package pkg --no-default-features; fi
-  if [ ! -f tests/browser/node_modules/@tensorflow/tfjs-backend-wasm/package.json ]; then
-    (cd tests/browser && npm ci --no-audit --no-fund) || die "npm ci in tests/browser failed"
-  fi
+  npm_ci_if_stale tests/browser @tensorflow/tfjs-backend-wasm "TensorFlow.js, the benchmark's yardstick"
   node tests/browser/bench-vs-tfjs.mjs "$@"
   node tests/browser/first-note.mjs
 }
