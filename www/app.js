@@ -50,7 +50,8 @@ engineCode.catch(() => {});
 
 async function compileEngine() {
   try {
-    return await WebAssembly.compileStreaming(fetch(WASM_URL));
+    // index.html's inline script started it (the same URL); a page without it starts here.
+    return await (self.polyphonyEngineCode ?? WebAssembly.compileStreaming(fetch(WASM_URL)));
   } catch {
     // A host that serves .wasm with another MIME type than application/wasm
     // (streaming refuses it), or a failed download: from the bytes, which
