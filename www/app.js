@@ -50,7 +50,8 @@ engineCode.catch(() => {});
 
 async function compileEngine() {
   try {
-    // index.html's inline script started it (the same URL); a page without it starts here.
+    // index.html's inline script started it (the same URL); in a browser without
+    // compileStreaming this throws, and the bytes are compiled below.
     return await (self.polyphonyEngineCode ?? WebAssembly.compileStreaming(fetch(WASM_URL)));
   } catch {
     // A host that serves .wasm with another MIME type than application/wasm
