@@ -11,7 +11,8 @@
 // into app.js by esbuild (one request instead of fifteen: over HTTP/1.1 the
 // browser fetches six at a time, and the first visit waited on the waves),
 // and index.html's modulepreload links to them are dropped; what app.js
-// fetches by URL (`new URL('…', import.meta.url)`) stays a file of its own. Each file but index.html, sw.js and
+// fetches by URL (`new URL('…', import.meta.url)`) stays a file of its own.
+// Each file but index.html, sw.js and
 // manifest.webmanifest (whose names must not change) gets its content's hash
 // in its name, and references are rewritten to those names: a host may then
 // cache them forever. index.html names the build (<meta name="polyphony-build">,

@@ -49,7 +49,10 @@ self.addEventListener('fetch', (event) => {
   const { request } = event;
   if (request.method !== 'GET') return;
   if (request.mode === 'navigate') event.respondWith(pageFirstFromNetwork(request));
-  else if (FILES.has(withoutQuery(request.url))) event.respondWith(fromCache(request));
+  else {
+    const file = withoutQuery(request.url);
+    if (FILES.has(file)) event.respondWith(fromCache(request, file));
+  }
 });
 
 /**
@@ -77,10 +80,9 @@ async function pageFirstFromNetwork(request) {
   }
 }
 
-/** A build file from the cache, else from the network (and kept). */
-async function fromCache(request) {
+/** Build file `file` (the request's URL without its query) from the cache, else from the network (and kept). */
+async function fromCache(request, file) {
   const cache = await caches.open(CACHE);
-  const file = withoutQuery(request.url);
   // ignoreVary: the server varies on Accept-Encoding, which the cache never needs to.
   const cached = await cache.match(file, { ignoreVary: true });
   if (cached) return cached;
