@@ -8,7 +8,7 @@ use crate::generate::{Backend, GenerateError, GenerateOptions, Session, StepMode
 use crate::hparams::HParams;
 use crate::model::Model;
 use crate::rng::Rng;
-use crate::train::{AdamState, TrainError, train_step};
+use crate::train::{AdamState, Differentiation, TrainError, train_step};
 
 /// Peak resident memory of this process in MiB (Linux), if known.
 pub fn peak_memory_mib() -> Option<f64> {
@@ -25,19 +25,23 @@ pub struct TrainBenchRow {
     pub padded_events_per_sec: f64,
     pub steps_per_sec: f64,
     pub peak_memory_mib: Option<f64>,
+    /// Whether the gradients were burn's autodiff's.
+    pub autodiff: bool,
 }
 
 /// Times `steps` training steps of the given model on batches drawn from
-/// `examples` the way training draws them (one warm-up step first).
+/// `examples` the way training draws them (one warm-up step first); with
+/// `autodiff`, by burn's autodiff whatever the device.
 pub fn bench_train(
     hparams: &HParams,
     examples: &[Vec<u16>],
     steps: usize,
     window: usize,
     device: Backend,
+    autodiff: bool,
 ) -> Result<TrainBenchRow, TrainError> {
     let plain = device.device()?;
-    let autodiff = plain.clone().autodiff();
+    let how = if autodiff { Differentiation::Autodiff(plain.clone().autodiff()) } else { Differentiation::for_backend(device, &plain) };
     let mut model = Model::init(hparams, &plain, 1);
     let mut adam = AdamState::new(&model.parameters());
     let lengths: Vec<usize> = examples.iter().map(Vec::len).collect();
@@ -50,7 +54,7 @@ pub fn bench_train(
         let longest = seqs.iter().map(|s| s.len() - 1).max().unwrap_or(0);
         let mut rng = Rng::new(step as u64);
         let start = Instant::now();
-        let (next, counts, _) = train_step(&model, &mut adam, &seqs, window, &mut rng, &autodiff);
+        let (next, counts, _) = train_step(&model, &mut adam, &seqs, window, &mut rng, &how);
         model = next;
         if step > 0 {
             elapsed += start.elapsed().as_secs_f64();
@@ -64,6 +68,7 @@ pub fn bench_train(
         padded_events_per_sec: padded / elapsed,
         steps_per_sec: steps as f64 / elapsed,
         peak_memory_mib: peak_memory_mib(),
+        autodiff: matches!(how, Differentiation::Autodiff(_)),
     })
 }
 

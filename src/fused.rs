@@ -334,7 +334,7 @@ fn block<const N: usize, const FMA: bool>(
 /// are written once for both. Natively LLVM vectorises the scalar loop;
 /// under the wasm build's `opt-level = "s"` it does not, so there the loop
 /// takes four units at a time (see [`update_cells`]).
-trait Lanes: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> {
+pub(crate) trait Lanes: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> {
     fn splat(x: f32) -> Self;
     fn clamp(self, lo: f32, hi: f32) -> Self;
     /// `2^n` from `t = 1.5 · 2^23 + n` (`n` whole, `-126 ≤ n ≤ 127`): `n`
@@ -363,7 +363,7 @@ impl Lanes for f32 {
 /// `[-87, 88]`, where `e^x` is a normal f32. libm's `expf` and `tanhf`
 /// were 43 % of a batch-10 step in the page and half of one natively.
 #[inline(always)]
-fn exp<T: Lanes>(x: T) -> T {
+pub(crate) fn exp<T: Lanes>(x: T) -> T {
     let k = T::splat;
     // 1.5 · 2^23: adding it rounds to a whole number, kept in the low bits.
     let round = k(12_582_912.0);
@@ -381,14 +381,14 @@ fn exp<T: Lanes>(x: T) -> T {
 }
 
 #[inline(always)]
-fn sigmoid<T: Lanes>(x: T) -> T {
+pub(crate) fn sigmoid<T: Lanes>(x: T) -> T {
     T::splat(1.0) / (T::splat(1.0) + exp(T::splat(0.0) - x))
 }
 
 /// `tanh x = 2σ(2x) − 1`: within 2e-7 of libm's (absolute; the relative
 /// error grows near 0, where the cell's sums are far larger).
 #[inline(always)]
-fn tanh<T: Lanes>(x: T) -> T {
+pub(crate) fn tanh<T: Lanes>(x: T) -> T {
     T::splat(2.0) * sigmoid(T::splat(2.0) * x) - T::splat(1.0)
 }
 
@@ -399,44 +399,54 @@ fn cell<T: Lanes>(c: T, i: T, j: T, f: T, o: T) -> (T, T) {
     (c, tanh(c) * sigmoid(o))
 }
 
-/// One sequence's cells updated from its pre-activations `z` (the gates
-/// i, j, f, o, `c.len()` units each). Natively on x86-64 with AVX2 the
-/// loop is compiled a second time, eight lanes wide; the same operations
-/// (Rust does not fuse a multiply and an add by itself), so the same values.
-fn update_cells(z: &[f32], c: &mut [f32], h: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has the feature the function is compiled for.
-            unsafe { update_cells_avx2(z, c, h) };
-            return;
+/// Defines a function whose body is compiled twice: for any CPU, and on
+/// x86-64 a second time for AVX2, chosen at run time when the CPU has it.
+/// The cell's loops are element-wise maths that LLVM vectorises eight lanes
+/// wide with AVX2 but leaves scalar for plain x86-64 (training's cell loops
+/// ran 1.4× faster for it). The same operations (Rust does not fuse a
+/// multiply and an add by itself), so the same values.
+macro_rules! vectorised {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$attr])*
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn any($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    any($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has the feature `avx2` is compiled for.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            any($($arg),*)
         }
-    }
-    update_cells_any(z, c, h);
+    };
 }
+pub(crate) use vectorised;
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn update_cells_avx2(z: &[f32], c: &mut [f32], h: &mut [f32]) {
-    update_cells_any(z, c, h);
-}
-
-#[inline(always)]
-fn update_cells_any(z: &[f32], c: &mut [f32], h: &mut [f32]) {
-    let n = c.len();
-    let (zi, zj, zf, zo) = (&z[..n], &z[n..2 * n], &z[2 * n..3 * n], &z[3 * n..4 * n]);
-    #[allow(unused_mut)]
-    let mut u = 0;
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    while u + 4 <= n {
-        use simd128::F4;
-        let (cn, hn) = cell(F4::load(&c[u..]), F4::load(&zi[u..]), F4::load(&zj[u..]), F4::load(&zf[u..]), F4::load(&zo[u..]));
-        cn.store(&mut c[u..]);
-        hn.store(&mut h[u..]);
-        u += 4;
-    }
-    for u in u..n {
-        (c[u], h[u]) = cell(c[u], zi[u], zj[u], zf[u], zo[u]);
+vectorised! {
+    /// One sequence's cells updated from its pre-activations `z` (the gates
+    /// i, j, f, o, `c.len()` units each).
+    fn update_cells(z: &[f32], c: &mut [f32], h: &mut [f32]) {
+        let n = c.len();
+        let (zi, zj, zf, zo) = (&z[..n], &z[n..2 * n], &z[2 * n..3 * n], &z[3 * n..4 * n]);
+        #[allow(unused_mut)]
+        let mut u = 0;
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        while u + 4 <= n {
+            use simd128::F4;
+            let (cn, hn) = cell(F4::load(&c[u..]), F4::load(&zi[u..]), F4::load(&zj[u..]), F4::load(&zf[u..]), F4::load(&zo[u..]));
+            cn.store(&mut c[u..]);
+            hn.store(&mut h[u..]);
+            u += 4;
+        }
+        for u in u..n {
+            (c[u], h[u]) = cell(c[u], zi[u], zj[u], zf[u], zo[u]);
+        }
     }
 }
 

@@ -299,15 +299,19 @@ fn logged(run: &std::path::Path) -> Vec<(String, u64, [u64; 5])> {
 fn a_run_killed_again_and_again_logs_what_an_uninterrupted_one_does() {
     let base = Scratch::new("train-kill");
     let data = dataset_file(&base);
-    let steps = 14;
+    let steps = 150;
     let straight = base.join("straight");
+    let clock = std::time::Instant::now();
     assert!(train_command(&straight, &data, steps).status().unwrap().success());
+    // Each run is killed after a twentieth to a quarter of the uninterrupted
+    // run's time, whatever this machine's speed.
+    let took = clock.elapsed().as_millis() as usize;
     let killed = base.join("killed");
     let mut rng = polyphony::rng::Rng::new(11);
     let mut kills = 0;
     loop {
         let mut child = train_command(&killed, &data, steps).spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(150 + rng.below(500) as u64));
+        std::thread::sleep(std::time::Duration::from_millis((took / 20 + rng.below(took / 5 + 1)) as u64));
         match child.try_wait().unwrap() {
             Some(status) => {
                 assert!(status.success());

@@ -4,11 +4,12 @@
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::TrainError;
+use super::{TrainError, backprop};
 use crate::encoding::{Event, NUM_CLASSES};
+use crate::generate::Backend;
 use crate::hparams::HParams;
 use crate::metrics::Counts;
-use crate::model::{Dropout, Model};
+use crate::model::{Dropout, Model, host_values};
 use crate::rng::Rng;
 
 /// Adam's constants, as TensorFlow's defaults.
@@ -20,15 +21,16 @@ const SORT_WINDOW_BATCHES: usize = 16;
 const STEP_END_CLASS: i64 = 2;
 
 /// One padded batch on the host: inputs, labels, a mask of real events,
-/// and for a network with context inputs each input's features.
-struct Batch {
-    rows: usize,
-    time: usize,
-    inputs: Vec<i64>,
-    labels: Vec<i64>,
-    mask: Vec<f32>,
-    /// `[rows · time]` lists of the features that are on (empty without context inputs).
-    features: Vec<Vec<u16>>,
+/// and for a network with context inputs each input's features; `[rows ·
+/// time]`, row by row.
+pub(super) struct Batch {
+    pub(super) rows: usize,
+    pub(super) time: usize,
+    pub(super) inputs: Vec<i64>,
+    pub(super) labels: Vec<i64>,
+    pub(super) mask: Vec<f32>,
+    /// Lists of the features that are on (empty without context inputs).
+    pub(super) features: Vec<Vec<u16>>,
 }
 
 /// A window of a batch as device tensors: inputs, labels, mask, features.
@@ -36,7 +38,7 @@ type Window = (Tensor<2, Int>, Tensor<1, Int>, Tensor<1>, Option<Tensor<3>>);
 
 impl Batch {
     /// Inputs are events `0..n-1`, labels `1..n` (the next event).
-    fn new(sequences: &[&[u16]], context_inputs: bool) -> Batch {
+    pub(super) fn new(sequences: &[&[u16]], context_inputs: bool) -> Batch {
         let rows = sequences.len();
         let time = sequences.iter().map(|s| s.len().saturating_sub(1)).max().unwrap_or(0);
         let mut batch = Batch {
@@ -185,46 +187,94 @@ fn apply_gradients(
 
 /// Rows of a batch are split into this many parts, each run forward and
 /// backward on its own thread: one thread alone leaves a second core
-/// mostly idle (many small operations per time step). A constant, not the
-/// machine's core count, so that a run is the same on every machine.
+/// mostly idle. A constant, not the machine's core count, so that a run is
+/// the same on every machine.
 const ROW_PARTS: usize = 2;
+
+/// How a training step gets its gradients.
+#[derive(Clone, Debug)]
+pub enum Differentiation {
+    /// Written out on the host ([`super::backprop`]): the CPU's way, large
+    /// products instead of one small one per time step.
+    Backprop,
+    /// burn's autodiff on this (autodiff) device: the GPU's way, and the
+    /// reference the written-out gradients are tested against.
+    Autodiff(Device),
+}
+
+impl Differentiation {
+    /// The way for training on `backend`, whose burn device is `device`.
+    pub fn for_backend(backend: Backend, device: &Device) -> Differentiation {
+        match backend {
+            Backend::Cpu => Differentiation::Backprop,
+            Backend::Gpu => Differentiation::Autodiff(device.clone().autodiff()),
+        }
+    }
+}
 
 /// Runs one batch: its rows split into [`ROW_PARTS`] interleaved parts
 /// that run in parallel, their gradients summed, then one optimizer step.
-/// `model` lives on the plain device; each part makes a copy of it that
-/// records gradients on `autodiff`.
 pub fn train_step(
     model: &Model,
     adam: &mut AdamState,
     sequences: &[&[u16]],
     window: usize,
     dropout_rng: &mut Rng,
-    autodiff: &Device,
+    how: &Differentiation,
 ) -> (Model, Counts, f64) {
     let total: f64 = sequences.iter().map(|s| s.len().saturating_sub(1) as f64).sum();
+    let (gradients, counts) = match how {
+        Differentiation::Backprop => {
+            let params: Vec<Vec<f32>> = model.parameters().into_iter().map(host_values).collect();
+            let (sums, counts) = in_parts(
+                sequences,
+                dropout_rng,
+                |rows, rng| backprop::gradients(&params, &model.hparams, &Batch::new(rows, model.hparams.context_inputs), total, window, rng),
+                |a: Vec<Vec<f32>>, b| a.into_iter().zip(b).map(|(x, y)| x.iter().zip(&y).map(|(p, q)| p + q).collect()).collect(),
+            );
+            let device = model.device();
+            let as_tensor = |(g, p): (Vec<f32>, Tensor<2>)| Tensor::<2>::from_data(TensorData::new(g, p.dims()), &device);
+            (sums.into_iter().zip(model.parameters()).map(as_tensor).collect(), counts)
+        }
+        Differentiation::Autodiff(autodiff) => in_parts(
+            sequences,
+            dropout_rng,
+            |rows, rng| part_gradients(model, rows, total, window, rng, autodiff),
+            |a: Vec<Tensor<2>>, b| a.into_iter().zip(b).map(|(x, y)| x + y).collect(),
+        ),
+    };
+    let (updated, norm) = apply_gradients(model.parameters(), gradients, adam, &model.hparams);
+    (model.with_parameters(updated), counts, norm)
+}
+
+/// Runs `part` on the [`ROW_PARTS`] interleaved parts of `sequences` in
+/// parallel, each with its own dropout generator drawn from `dropout_rng`;
+/// returns their gradients added up with `add`, and their counts.
+fn in_parts<G: Send>(
+    sequences: &[&[u16]],
+    dropout_rng: &mut Rng,
+    part: impl Fn(&[&[u16]], &mut Rng) -> (G, Counts) + Sync,
+    add: impl Fn(G, G) -> G,
+) -> (G, Counts) {
     // At least one part, so that even an empty batch gets (zero) gradients.
     let parts: Vec<(Vec<&[u16]>, Rng)> = (0..ROW_PARTS.min(sequences.len()).max(1))
-        .map(|part| {
-            let rows = sequences.iter().skip(part).step_by(ROW_PARTS).copied().collect();
-            (rows, Rng::new(dropout_rng.next_u64()))
-        })
+        .map(|p| (sequences.iter().skip(p).step_by(ROW_PARTS).copied().collect(), Rng::new(dropout_rng.next_u64())))
         .collect();
-    let results: Vec<(Vec<Tensor<2>>, Counts)> = std::thread::scope(|scope| {
-        let threads: Vec<_> = parts
-            .into_iter()
-            .map(|(rows, mut rng)| scope.spawn(move || part_gradients(model, &rows, total, window, &mut rng, autodiff)))
-            .collect();
+    let part = &part;
+    let results: Vec<(G, Counts)> = std::thread::scope(|scope| {
+        let threads: Vec<_> = parts.into_iter().map(|(rows, mut rng)| scope.spawn(move || part(&rows, &mut rng))).collect();
         threads.into_iter().map(|t| t.join().expect("a training thread panicked")).collect()
     });
     let mut counts = Counts::default();
-    let mut sums = None;
+    let mut sums: Option<G> = None;
     for (gradients, part_counts) in results {
         counts.add(&part_counts);
-        add_gradients(&mut sums, gradients);
+        sums = Some(match sums.take() {
+            None => gradients,
+            Some(s) => add(s, gradients),
+        });
     }
-    let gradients = sums.expect("at least one part");
-    let (updated, norm) = apply_gradients(model.parameters(), gradients, adam, &model.hparams);
-    (model.with_parameters(updated), counts, norm)
+    (sums.expect("at least one part"), counts)
 }
 
 /// Adds `more` to the running sums of gradients (or starts them).
@@ -390,5 +440,38 @@ mod tests {
         assert_eq!(kinds["CONTINUED_NOTE"], Some(0.5));
         assert_eq!(kinds["CONTINUED_NOTE above 78"], Some(0.25));
         assert_eq!(kinds["NEW_NOTE"], None, "none seen");
+    }
+
+    /// The written-out gradients against burn's autodiff, on a small
+    /// network with dropout, over windows shorter than the sequences (the
+    /// state carried over), rows of different lengths (padding) and repeated
+    /// classes (the one-hot lookup's gradient adds up): with and without
+    /// context inputs.
+    #[test]
+    fn backprop_gives_autodiff_s_gradients() {
+        for overrides in ["rnn_layer_sizes=[6,5],dropout_keep_prob=0.7", "rnn_layer_sizes=[7],dropout_keep_prob=0.6,context_inputs=true"] {
+            let hparams = HParams::default().with_overrides(overrides).unwrap();
+            let device = Device::flex();
+            let model = Model::init(&hparams, &device, 3);
+            let rows: Vec<Vec<u16>> = vec![
+                vec![0, 40, 140, 2, 140, 45, 2, 140, 145, 2, 40, 2, 2, 140],
+                vec![0, 52, 2, 152, 2, 152, 57, 2, 57],
+                vec![0, 60, 64, 2, 164, 160],
+            ];
+            let sequences: Vec<&[u16]> = rows.iter().map(Vec::as_slice).collect();
+            let total = sequences.iter().map(|s| s.len() as f64 - 1.0).sum();
+            let params: Vec<Vec<f32>> = model.parameters().into_iter().map(host_values).collect();
+            let batch = Batch::new(&sequences, hparams.context_inputs);
+            let (ours, our_counts) = backprop::gradients(&params, &hparams, &batch, total, 4, &mut Rng::new(11));
+            let (theirs, their_counts) = part_gradients(&model, &sequences, total, 4, &mut Rng::new(11), &device.clone().autodiff());
+            for (k, (a, b)) in ours.iter().zip(theirs.into_iter().map(host_values)).enumerate() {
+                let scale = b.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                let worst = a.iter().zip(&b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+                assert!(scale > 0.0 && worst <= 1e-4 * scale, "{overrides}: parameter {k}: off by {worst} of {scale}");
+            }
+            assert_eq!((our_counts.events, our_counts.step_end_events), (their_counts.events, their_counts.step_end_events));
+            assert_eq!((our_counts.correct, our_counts.step_end_correct), (their_counts.correct, their_counts.step_end_correct));
+            assert!((our_counts.loss_sum - their_counts.loss_sum).abs() < 1e-4 * their_counts.loss_sum, "{overrides}: loss");
+        }
     }
 }

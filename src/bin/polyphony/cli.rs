@@ -157,6 +157,10 @@ pub enum BenchCommand {
         bptt_window: usize,
         #[arg(long, value_parser = parse_backend, default_value = "cpu")]
         device: Backend,
+        /// Gradients by burn's autodiff (the GPU's way) instead of the
+        /// CPU's written-out backpropagation, for comparison.
+        #[arg(long)]
+        autodiff: bool,
     },
 }
 

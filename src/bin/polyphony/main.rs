@@ -371,14 +371,15 @@ fn evaluate_bundle(bundle_file: &Path, dataset_file: &Path, window: usize) -> Ou
 fn bench(what: BenchCommand) -> Outcome {
     match what {
         BenchCommand::Generate { bundle_file, repeats, burn } => bench_generate(bundle_file.as_deref(), repeats, burn),
-        BenchCommand::Train { sequence_example_file, steps, hparams, bptt_window, device } => {
+        BenchCommand::Train { sequence_example_file, steps, hparams, bptt_window, device, autodiff } => {
             let hparams = HParams::default().with_overrides(&hparams).map_err(|e| e.to_string())?;
             let (examples, source) = match sequence_example_file {
                 Some(path) => (load_sequences(&path)?, path.display().to_string()),
                 None => (bench::synthetic_examples(2691, 7), "synthetic sequences (Bach lengths)".to_string()),
             };
-            let row = bench::bench_train(&hparams, &examples, steps.max(1), bptt_window, device).map_err(|e| e.to_string())?;
-            say!("training throughput: rnn_layer_sizes {:?}, batch {}, bptt window {bptt_window}, {source}", hparams.rnn_layer_sizes, hparams.batch_size);
+            let row = bench::bench_train(&hparams, &examples, steps.max(1), bptt_window, device, autodiff).map_err(|e| e.to_string())?;
+            let gradients = if row.autodiff { "burn's autodiff" } else { "written-out backpropagation" };
+            say!("training throughput: rnn_layer_sizes {:?}, batch {}, bptt window {bptt_window}, {source}, {gradients}", hparams.rnn_layer_sizes, hparams.batch_size);
             say!("| steps | real events/s | padded events/s | steps/s | peak memory |");
             say!("|---|---|---|---|---|");
             let memory = row.peak_memory_mib.map_or("?".into(), |m| format!("{m:.0} MiB"));

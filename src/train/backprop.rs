@@ -1,0 +1,447 @@
+//! A training step's gradients on the CPU, written out: the network run
+//! forward over a window and back through time by hand, on host vectors.
+//!
+//! burn's autodiff ([`super::step`] on the GPU, and the reference this is
+//! tested against) records the network one time step at a time, so every
+//! weight's gradient is a sum of one small product per step (`hᵀ · dz` with
+//! `k` = the rows of a batch part, 32), each writing the whole 1 MB
+//! gradient. Here everything that does not depend on the recurrence is one
+//! large product per window instead: the inputs of layers above the first
+//! (`X · W_x`), the dense layer and its backward pass, and every weight
+//! gradient (`Hᵀ · DZ` over all `rows × window` positions at once). Only
+//! `h · W_h` forward and `dz · W_hᵀ` backward stay per step. Products are
+//! the `gemm` crate's (which burn's CPU backend also uses), single-threaded:
+//! a batch's parts already run on their own threads.
+//!
+//! The maths is [`crate::model::Model::forward`]'s with dropout on every
+//! layer's output and the masked mean cross-entropy of [`super::step`];
+//! dropout masks are drawn from the same generator in the same order (per
+//! window, per layer, per time step, `rows × hidden`), so both paths train
+//! the same network from the same seed.
+//!
+//! Layout: activations are time-major, `[time · rows, width]`, so that one
+//! time step's rows are contiguous (the recurrent products) and all of a
+//! window's positions are one matrix (the large ones).
+
+use super::step::Batch;
+use crate::encoding::NUM_CLASSES;
+use crate::fused::{FORGET_BIAS, exp, sigmoid, tanh};
+use crate::hparams::HParams;
+use crate::metrics::Counts;
+use crate::rng::Rng;
+
+/// The class of STEP_END, counted apart in [`Counts`].
+const STEP_END_CLASS: usize = 2;
+
+/// A row-major matrix, or the transpose of one, as a product's operand.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// The first `rows × cols` values of `data`, row by row.
+    fn new(data: &'a [f32], rows: usize, cols: usize) -> Mat<'a> {
+        Mat { data, rows, cols, row_stride: cols, col_stride: 1 }
+    }
+
+    fn t(self) -> Mat<'a> {
+        Mat { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+    }
+}
+
+/// `c += a · b`, `c` row-major `a.rows × b.cols`.
+fn add_product(c: &mut [f32], a: Mat, b: Mat) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(k, b.rows, "inner dimensions");
+    assert!(c.len() >= m * n, "product's destination");
+    let last = |x: &Mat| if x.rows == 0 || x.cols == 0 { 0 } else { (x.rows - 1) * x.row_stride + (x.cols - 1) * x.col_stride + 1 };
+    assert!(last(&a) <= a.data.len() && last(&b) <= b.data.len(), "product's operands");
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    // SAFETY: every index the product touches is within the slices (checked
+    // above), and `c` does not alias `a` or `b` (a `&mut` beside two `&`).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Adds each row of `m` (`width` wide) to `sums`.
+fn add_column_sums(sums: &mut [f32], m: &[f32], width: usize) {
+    for row in m.chunks_exact(width) {
+        for (s, v) in sums.iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+}
+
+/// The parameters of one LSTM layer on the host.
+struct Layer<'a> {
+    /// `[input + hidden, 4 · hidden]`: the input's rows, then the hidden state's.
+    kernel: &'a [f32],
+    bias: &'a [f32],
+    input: usize,
+    hidden: usize,
+}
+
+impl<'a> Layer<'a> {
+    fn w_x(&self) -> Mat<'a> {
+        Mat::new(&self.kernel[..self.input * 4 * self.hidden], self.input, 4 * self.hidden)
+    }
+
+    fn w_h(&self) -> Mat<'a> {
+        Mat::new(&self.kernel[self.input * 4 * self.hidden..], self.hidden, 4 * self.hidden)
+    }
+}
+
+/// One window of a batch, time-major.
+struct Window {
+    inputs: Vec<usize>,
+    labels: Vec<usize>,
+    real: Vec<bool>,
+    /// `[time · rows, CONTEXT_WIDTH]` of 0 and 1 for a network with context inputs.
+    features: Option<Vec<f32>>,
+}
+
+impl Window {
+    fn new(batch: &Batch, start: usize, time: usize) -> Window {
+        let rows = batch.rows;
+        let cell = |t: usize, r: usize| r * batch.time + start + t;
+        let positions = || (0..time).flat_map(move |t| (0..rows).map(move |r| cell(t, r)));
+        let features = (!batch.features.is_empty()).then(|| {
+            let width = crate::context::CONTEXT_WIDTH;
+            let mut dense = vec![0.0; time * rows * width];
+            for (k, at) in positions().enumerate() {
+                for &i in &batch.features[at] {
+                    dense[k * width + i as usize] = 1.0;
+                }
+            }
+            dense
+        });
+        Window {
+            inputs: positions().map(|at| batch.inputs[at] as usize).collect(),
+            labels: positions().map(|at| batch.labels[at] as usize).collect(),
+            real: positions().map(|at| batch.mask[at] > 0.0).collect(),
+            features,
+        }
+    }
+}
+
+/// What a layer's forward pass keeps for its backward pass, all
+/// `[time · rows, ·]` except the initial state. One per layer serves all
+/// of a batch's windows: buffers this large (the gates are 32 MB) would
+/// otherwise come fresh from the system each time, page by page.
+#[derive(Default)]
+struct Tape {
+    h0: Vec<f32>,
+    c0: Vec<f32>,
+    /// The gates after their functions, `i | j | f | o` (the backward pass
+    /// overwrites them with the pre-activations' gradients).
+    gates: Vec<f32>,
+    c: Vec<f32>,
+    tanh_c: Vec<f32>,
+    h: Vec<f32>,
+    /// Dropout's multipliers (0 or 1 / keep), absent without dropout.
+    dropout: Option<Vec<f32>>,
+    /// `h` times the dropout multipliers: the next layer's input.
+    output: Vec<f32>,
+}
+
+/// A layer's input: the first layer's events (and context features), or the
+/// output of the layer below.
+#[derive(Clone)]
+enum Input<'a> {
+    Events { classes: &'a [usize], features: Option<&'a [f32]> },
+    Below(&'a [f32]),
+}
+
+crate::fused::vectorised! {
+    /// The cell forward for one row: `gates` holds the pre-activations on
+    /// entry and the gate values on exit.
+    fn cell_forward(gates: &mut [f32], c_prev: &[f32], c: &mut [f32], tanh_c: &mut [f32], h: &mut [f32]) {
+        let n = c.len();
+        let (gi, rest) = gates.split_at_mut(n);
+        let (gj, rest) = rest.split_at_mut(n);
+        let (gf, go) = rest.split_at_mut(n);
+        // Every slice exactly n long: no bounds checks in the loop.
+        let (go, c_prev, tanh_c, h) = (&mut go[..n], &c_prev[..n], &mut tanh_c[..n], &mut h[..n]);
+        for u in 0..n {
+            let (i, j, f, o) = (sigmoid(gi[u]), tanh(gj[u]), sigmoid(gf[u] + FORGET_BIAS), sigmoid(go[u]));
+            c[u] = c_prev[u] * f + i * j;
+            tanh_c[u] = tanh(c[u]);
+            h[u] = tanh_c[u] * o;
+            (gi[u], gj[u], gf[u], go[u]) = (i, j, f, o);
+        }
+    }
+}
+
+crate::fused::vectorised! {
+    /// The cell backward for one row: `gates` holds the gate values on entry
+    /// and their pre-activations' gradients on exit; `dc` carries the cell
+    /// state's gradient from the next time step in and to the previous one out.
+    fn cell_backward(gates: &mut [f32], c_prev: &[f32], tanh_c: &[f32], dh: &[f32], dc: &mut [f32]) {
+        let n = dc.len();
+        let (gi, rest) = gates.split_at_mut(n);
+        let (gj, rest) = rest.split_at_mut(n);
+        let (gf, go) = rest.split_at_mut(n);
+        let (go, c_prev, tanh_c, dh) = (&mut go[..n], &c_prev[..n], &tanh_c[..n], &dh[..n]);
+        for u in 0..n {
+            let (i, j, f, o, tc) = (gi[u], gj[u], gf[u], go[u], tanh_c[u]);
+            let dcu = dh[u] * o * (1.0 - tc * tc) + dc[u];
+            gi[u] = dcu * j * i * (1.0 - i);
+            gj[u] = dcu * i * (1.0 - j * j);
+            gf[u] = dcu * c_prev[u] * f * (1.0 - f);
+            go[u] = dh[u] * tc * o * (1.0 - o);
+            dc[u] = dcu * f;
+        }
+    }
+}
+
+crate::fused::vectorised! {
+    /// `e^(x − max)` in place, for the softmax.
+    fn exp_shifted(row: &mut [f32], max: f32) {
+        row.iter_mut().for_each(|x| *x = exp(*x - max));
+    }
+}
+
+/// `v` made `len` long, for values about to be written over.
+fn resized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    v.resize(len, 0.0);
+    v
+}
+
+/// One layer over a window from the state `(tape.h0, tape.c0)`.
+fn forward_layer(layer: &Layer, input: Input, rows: usize, time: usize, tape: &mut Tape, keep: f64, rng: &mut Rng) {
+    let (hidden, width) = (layer.hidden, 4 * layer.hidden);
+    let n = time * rows;
+    let Tape { h0, c0, gates, c, tanh_c, h, dropout, output } = tape;
+    gates.clear();
+    (0..n).for_each(|_| gates.extend_from_slice(layer.bias));
+    match input {
+        Input::Events { classes, features } => {
+            for (row, &class) in gates.chunks_exact_mut(width).zip(classes) {
+                for (g, w) in row.iter_mut().zip(&layer.kernel[class * width..(class + 1) * width]) {
+                    *g += w;
+                }
+            }
+            if let Some(features) = features {
+                let context = crate::context::CONTEXT_WIDTH;
+                let w_ctx = Mat::new(&layer.kernel[NUM_CLASSES * width..], context, width);
+                add_product(gates, Mat::new(features, n, context), w_ctx);
+            }
+        }
+        Input::Below(x) => add_product(gates, Mat::new(x, n, layer.input), layer.w_x()),
+    }
+    let (c, tanh_c, h) = (resized(c, n * hidden), resized(tanh_c, n * hidden), resized(h, n * hidden));
+    let step = rows * hidden;
+    for t in 0..time {
+        let (before, now) = h.split_at_mut(t * step);
+        let h_prev = if t == 0 { &h0[..] } else { &before[(t - 1) * step..] };
+        let g = &mut gates[t * rows * width..(t + 1) * rows * width];
+        add_product(g, Mat::new(h_prev, rows, hidden), layer.w_h());
+        let (c_before, c_now) = c.split_at_mut(t * step);
+        let c_prev = if t == 0 { &c0[..] } else { &c_before[(t - 1) * step..] };
+        for r in 0..rows {
+            let unit = r * hidden..(r + 1) * hidden;
+            cell_forward(
+                &mut g[r * width..(r + 1) * width],
+                &c_prev[unit.clone()],
+                &mut c_now[unit.clone()],
+                &mut tanh_c[t * step + unit.start..t * step + unit.end],
+                &mut now[unit],
+            );
+        }
+    }
+    output.clear();
+    if keep < 1.0 {
+        let (keep, m) = (keep as f32, dropout.get_or_insert_default());
+        m.clear();
+        m.extend((0..n * hidden).map(|_| if rng.next_f32() < keep { 1.0 / keep } else { 0.0 }));
+        output.extend(h.iter().zip(m.iter()).map(|(a, b)| a * b));
+    } else {
+        output.extend_from_slice(h);
+    }
+}
+
+/// One layer back through time: `dh` is the gradient of its output (before
+/// dropout is undone here, in place); adds the layer's weight gradients to
+/// `kernel` and `bias`, and when its input is the layer below's output puts
+/// that input's gradient in `dx`.
+#[allow(clippy::too_many_arguments)]
+fn backward_layer(layer: &Layer, tape: &mut Tape, input: &Input, rows: usize, time: usize, dh: &mut [f32], kernel: &mut [f32], bias: &mut [f32], dx: &mut Vec<f32>) {
+    let (hidden, width) = (layer.hidden, 4 * layer.hidden);
+    let step = rows * hidden;
+    if let Some(m) = &tape.dropout {
+        dh.iter_mut().zip(m).for_each(|(d, m)| *d *= m);
+    }
+    let mut dc = vec![0.0; step];
+    for t in (0..time).rev() {
+        let (g_now, g_later) = tape.gates.split_at_mut((t + 1) * rows * width);
+        let g = &mut g_now[t * rows * width..];
+        let dh_t = &mut dh[t * step..(t + 1) * step];
+        if t + 1 < time {
+            add_product(dh_t, Mat::new(g_later, rows, width), layer.w_h().t());
+        }
+        let c_prev = if t == 0 { &tape.c0[..] } else { &tape.c[(t - 1) * step..t * step] };
+        for r in 0..rows {
+            let unit = r * hidden..(r + 1) * hidden;
+            cell_backward(
+                &mut g[r * width..(r + 1) * width],
+                &c_prev[unit.clone()],
+                &tape.tanh_c[t * step + unit.start..t * step + unit.end],
+                &dh_t[unit.clone()],
+                &mut dc[unit],
+            );
+        }
+    }
+    let dz = &tape.gates;
+    let n = time * rows;
+    let (dw_x, dw_h) = kernel.split_at_mut(layer.input * width);
+    add_product(dw_h, Mat::new(&tape.h0, rows, hidden).t(), Mat::new(dz, rows, width));
+    if time > 1 {
+        add_product(dw_h, Mat::new(&tape.h, n - rows, hidden).t(), Mat::new(&dz[rows * width..], n - rows, width));
+    }
+    add_column_sums(bias, dz, width);
+    match input {
+        Input::Events { classes, features } => {
+            for (row, &class) in dz.chunks_exact(width).zip(*classes) {
+                for (g, d) in dw_x[class * width..(class + 1) * width].iter_mut().zip(row) {
+                    *g += d;
+                }
+            }
+            if let Some(features) = features {
+                let context = crate::context::CONTEXT_WIDTH;
+                add_product(&mut dw_x[NUM_CLASSES * width..], Mat::new(features, n, context).t(), Mat::new(dz, n, width));
+            }
+        }
+        Input::Below(x) => {
+            add_product(dw_x, Mat::new(x, n, layer.input).t(), Mat::new(dz, n, width));
+            dx.clear();
+            dx.resize(n * layer.input, 0.0);
+            add_product(dx, Mat::new(dz, n, width), layer.w_x().t());
+        }
+    }
+}
+
+/// Log-softmax cross-entropy over the real positions: counts them, and
+/// turns `logits` into the gradient of the summed loss divided by `total`.
+fn loss_gradient(logits: &mut [f32], window: &Window, total: f64) -> Counts {
+    let mut counts = Counts::default();
+    let scale = (1.0 / total) as f32;
+    for ((row, &label), &real) in logits.chunks_exact_mut(NUM_CLASSES).zip(&window.labels).zip(&window.real) {
+        if !real {
+            row.fill(0.0);
+            continue;
+        }
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        let best = row.iter().position(|&x| x == max).unwrap_or(0);
+        exp_shifted(row, max);
+        // Eight partial sums, so that the sum vectorises.
+        let mut lanes = [0.0f32; 8];
+        for chunk in row.chunks(8) {
+            lanes.iter_mut().zip(chunk).for_each(|(s, x)| *s += x);
+        }
+        let sum: f32 = lanes.iter().sum();
+        counts.loss_sum -= (row[label] / sum).ln() as f64;
+        counts.events += 1.0;
+        counts.correct += (best == label) as u8 as f64;
+        if label == STEP_END_CLASS {
+            counts.step_end_events += 1.0;
+            counts.step_end_correct += (best == label) as u8 as f64;
+        }
+        for x in row.iter_mut() {
+            *x *= scale / sum;
+        }
+        row[label] -= scale;
+    }
+    counts
+}
+
+/// The gradients of `batch`'s summed loss divided by `total`, for the
+/// parameters `params` (host values in [`crate::bundle::expected_shapes`]
+/// order), window by window with the state carried over; and the counts.
+pub(super) fn gradients(params: &[Vec<f32>], hparams: &HParams, batch: &Batch, total: f64, window: usize, dropout_rng: &mut Rng) -> (Vec<Vec<f32>>, Counts) {
+    let layers: Vec<Layer> = hparams
+        .rnn_layer_sizes
+        .iter()
+        .enumerate()
+        .scan(hparams.input_width(), |input, (l, &hidden)| {
+            let layer = Layer { kernel: &params[2 * l], bias: &params[2 * l + 1], input: *input, hidden };
+            *input = hidden;
+            Some(layer)
+        })
+        .collect();
+    let (dense_w, dense_b) = (&params[2 * layers.len()], &params[2 * layers.len() + 1]);
+    let top = layers.last().map_or(0, |l| l.hidden);
+    let mut grads: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+    let rows = batch.rows;
+    let mut tapes: Vec<Tape> = layers
+        .iter()
+        .map(|l| Tape { h0: vec![0.0; rows * l.hidden], c0: vec![0.0; rows * l.hidden], ..Tape::default() })
+        .collect();
+    let (mut logits, mut dh, mut dx) = (Vec::new(), Vec::new(), Vec::new());
+    let mut counts = Counts::default();
+    let mut start = 0;
+    while start < batch.time {
+        let time = window.min(batch.time - start);
+        let w = Window::new(batch, start, time);
+        let events = Input::Events { classes: &w.inputs, features: w.features.as_deref() };
+        let n = time * rows;
+        for (l, layer) in layers.iter().enumerate() {
+            let (below, this) = tapes.split_at_mut(l);
+            let input = below.last().map_or_else(|| events.clone(), |b| Input::Below(&b.output));
+            forward_layer(layer, input, rows, time, &mut this[0], hparams.dropout_keep_prob, dropout_rng);
+        }
+        let y = tapes.last().map(|t| &t.output[..]).unwrap_or(&[]);
+        logits.clear();
+        (0..n).for_each(|_| logits.extend_from_slice(dense_b));
+        add_product(&mut logits, Mat::new(y, n, top), Mat::new(dense_w, top, NUM_CLASSES));
+        counts.add(&loss_gradient(&mut logits, &w, total));
+        let (g_weights, g_biases) = grads.split_at_mut(2 * layers.len()).1.split_at_mut(1);
+        add_product(&mut g_weights[0], Mat::new(y, n, top).t(), Mat::new(&logits, n, NUM_CLASSES));
+        add_column_sums(&mut g_biases[0], &logits, NUM_CLASSES);
+        dh.clear();
+        dh.resize(n * top, 0.0);
+        add_product(&mut dh, Mat::new(&logits, n, NUM_CLASSES), Mat::new(dense_w, top, NUM_CLASSES).t());
+        for l in (0..layers.len()).rev() {
+            let (below, this) = tapes.split_at_mut(l);
+            let input = below.last().map_or_else(|| events.clone(), |b| Input::Below(&b.output));
+            let (kernel, rest) = grads[2 * l..].split_first_mut().expect("a kernel per layer");
+            backward_layer(&layers[l], &mut this[0], &input, rows, time, &mut dh, kernel, &mut rest[0], &mut dx);
+            std::mem::swap(&mut dh, &mut dx);
+        }
+        // The next window starts from this one's last state (detached).
+        for (tape, layer) in tapes.iter_mut().zip(&layers) {
+            let last = (n - rows) * layer.hidden..n * layer.hidden;
+            tape.h0.copy_from_slice(&tape.h[last.clone()]);
+            tape.c0.copy_from_slice(&tape.c[last]);
+        }
+        start += time;
+    }
+    (grads, counts)
+}
