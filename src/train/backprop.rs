@@ -119,24 +119,39 @@ impl<'a> Layer<'a> {
     }
 }
 
-/// One window of a batch, time-major.
+/// One window of a batch, packed: at each time step only the rows whose
+/// sequence goes on (padding costs nothing), in the order of
+/// [`by_length`], longest first, so that the rows still going are always
+/// the first ones. Positions are time-major: time step `t` is
+/// `offsets[t]..offsets[t + 1]`.
 struct Window {
+    offsets: Vec<usize>,
     inputs: Vec<usize>,
     labels: Vec<usize>,
-    real: Vec<bool>,
-    /// `[time · rows, CONTEXT_WIDTH]` of 0 and 1 for a network with context inputs.
+    /// `[positions, CONTEXT_WIDTH]` of 0 and 1 for a network with context inputs.
     features: Option<Vec<f32>>,
 }
 
+/// The batch's rows, longest sequence first, and each row's length.
+fn by_length(batch: &Batch) -> (Vec<usize>, Vec<usize>) {
+    let lengths: Vec<usize> = (0..batch.rows).map(|r| batch.mask[r * batch.time..(r + 1) * batch.time].iter().filter(|&&m| m > 0.0).count()).collect();
+    let mut order: Vec<usize> = (0..batch.rows).collect();
+    order.sort_by_key(|&r| std::cmp::Reverse(lengths[r]));
+    (order, lengths)
+}
+
 impl Window {
-    fn new(batch: &Batch, start: usize, time: usize) -> Window {
-        let rows = batch.rows;
-        let cell = |t: usize, r: usize| r * batch.time + start + t;
-        let positions = || (0..time).flat_map(move |t| (0..rows).map(move |r| cell(t, r)));
+    fn new(batch: &Batch, order: &[usize], lengths: &[usize], start: usize, time: usize) -> Window {
+        let mut offsets = vec![0];
+        let mut cells = Vec::new();
+        for t in 0..time {
+            cells.extend(order.iter().take_while(|&&r| lengths[r] > start + t).map(|&r| r * batch.time + start + t));
+            offsets.push(cells.len());
+        }
         let features = (!batch.features.is_empty()).then(|| {
             let width = crate::context::CONTEXT_WIDTH;
-            let mut dense = vec![0.0; time * rows * width];
-            for (k, at) in positions().enumerate() {
+            let mut dense = vec![0.0; cells.len() * width];
+            for (k, &at) in cells.iter().enumerate() {
                 for &i in &batch.features[at] {
                     dense[k * width + i as usize] = 1.0;
                 }
@@ -144,16 +159,30 @@ impl Window {
             dense
         });
         Window {
-            inputs: positions().map(|at| batch.inputs[at] as usize).collect(),
-            labels: positions().map(|at| batch.labels[at] as usize).collect(),
-            real: positions().map(|at| batch.mask[at] > 0.0).collect(),
+            offsets,
+            inputs: cells.iter().map(|&at| batch.inputs[at] as usize).collect(),
+            labels: cells.iter().map(|&at| batch.labels[at] as usize).collect(),
             features,
         }
+    }
+
+    fn time(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    fn positions(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// The rows still going at time step `t`.
+    fn active(&self, t: usize) -> usize {
+        self.offsets[t + 1] - self.offsets[t]
     }
 }
 
 /// What a layer's forward pass keeps for its backward pass, all
-/// `[time · rows, ·]` except the initial state. One per layer serves all
+/// `[positions, ·]` except the initial state (the rows going at the
+/// window's start). One per layer serves all
 /// of a batch's windows: buffers this large (the gates are 32 MB) would
 /// otherwise come fresh from the system each time, page by page.
 #[derive(Default)]
@@ -166,6 +195,8 @@ struct Tape {
     c: Vec<f32>,
     tanh_c: Vec<f32>,
     h: Vec<f32>,
+    /// Each position's previous hidden state (the recurrent input).
+    h_prev: Vec<f32>,
     /// Dropout's multipliers (0 or 1 / keep), absent without dropout.
     dropout: Option<Vec<f32>>,
     /// `h` times the dropout multipliers: the next layer's input.
@@ -235,11 +266,13 @@ fn resized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     v
 }
 
-/// One layer over a window from the state `(tape.h0, tape.c0)`.
-fn forward_layer(layer: &Layer, input: Input, rows: usize, time: usize, tape: &mut Tape, keep: f64, rng: &mut Rng) {
+/// One layer over a window from the state `(tape.h0, tape.c0)`. Dropout
+/// draws a multiplier for every row of the batch (`order.len()`), going or
+/// not, as burn's path does.
+fn forward_layer(layer: &Layer, input: Input, w: &Window, order: &[usize], tape: &mut Tape, keep: f64, rng: &mut Rng) {
     let (hidden, width) = (layer.hidden, 4 * layer.hidden);
-    let n = time * rows;
-    let Tape { h0, c0, gates, c, tanh_c, h, dropout, output } = tape;
+    let n = w.positions();
+    let Tape { h0, c0, gates, c, tanh_c, h, h_prev, dropout, output } = tape;
     gates.clear();
     (0..n).for_each(|_| gates.extend_from_slice(layer.bias));
     match input {
@@ -257,31 +290,34 @@ fn forward_layer(layer: &Layer, input: Input, rows: usize, time: usize, tape: &m
         }
         Input::Below(x) => add_product(gates, Mat::new(x, n, layer.input), layer.w_x()),
     }
-    let (c, tanh_c, h) = (resized(c, n * hidden), resized(tanh_c, n * hidden), resized(h, n * hidden));
-    let step = rows * hidden;
-    for t in 0..time {
-        let (before, now) = h.split_at_mut(t * step);
-        let h_prev = if t == 0 { &h0[..] } else { &before[(t - 1) * step..] };
-        let g = &mut gates[t * rows * width..(t + 1) * rows * width];
-        add_product(g, Mat::new(h_prev, rows, hidden), layer.w_h());
-        let (c_before, c_now) = c.split_at_mut(t * step);
-        let c_prev = if t == 0 { &c0[..] } else { &c_before[(t - 1) * step..] };
-        for r in 0..rows {
-            let unit = r * hidden..(r + 1) * hidden;
-            cell_forward(
-                &mut g[r * width..(r + 1) * width],
-                &c_prev[unit.clone()],
-                &mut c_now[unit.clone()],
-                &mut tanh_c[t * step + unit.start..t * step + unit.end],
-                &mut now[unit],
-            );
+    let (c, tanh_c, h, h_prev) = (resized(c, n * hidden), resized(tanh_c, n * hidden), resized(h, n * hidden), resized(h_prev, n * hidden));
+    for t in 0..w.time() {
+        let (k, active) = (w.offsets[t], w.active(t));
+        let now = k * hidden..(k + active) * hidden;
+        // The going rows are the first of the previous step's.
+        let before = if t == 0 { 0 } else { w.offsets[t - 1] * hidden };
+        h_prev[now.clone()].copy_from_slice(&(if t == 0 { &h0[..] } else { &h[..] })[before..before + active * hidden]);
+        let g = &mut gates[k * width..(k + active) * width];
+        add_product(g, Mat::new(&h_prev[now.clone()], active, hidden), layer.w_h());
+        let (c_done, c_now) = c.split_at_mut(now.start);
+        let c_prev = &(if t == 0 { &c0[..] } else { &c_done[..] })[before..before + active * hidden];
+        for i in 0..active {
+            let unit = i * hidden..(i + 1) * hidden;
+            let at = now.start + unit.start..now.start + unit.end;
+            cell_forward(&mut g[i * width..(i + 1) * width], &c_prev[unit.clone()], &mut c_now[unit], &mut tanh_c[at.clone()], &mut h[at]);
         }
     }
     output.clear();
     if keep < 1.0 {
         let (keep, m) = (keep as f32, dropout.get_or_insert_default());
+        let mut drawn = vec![0.0; order.len() * hidden];
         m.clear();
-        m.extend((0..n * hidden).map(|_| if rng.next_f32() < keep { 1.0 / keep } else { 0.0 }));
+        for t in 0..w.time() {
+            drawn.iter_mut().for_each(|d| *d = if rng.next_f32() < keep { 1.0 / keep } else { 0.0 });
+            for &r in &order[..w.active(t)] {
+                m.extend_from_slice(&drawn[r * hidden..(r + 1) * hidden]);
+            }
+        }
         output.extend(h.iter().zip(m.iter()).map(|(a, b)| a * b));
     } else {
         output.extend_from_slice(h);
@@ -293,39 +329,37 @@ fn forward_layer(layer: &Layer, input: Input, rows: usize, time: usize, tape: &m
 /// `kernel` and `bias`, and when its input is the layer below's output puts
 /// that input's gradient in `dx`.
 #[allow(clippy::too_many_arguments)]
-fn backward_layer(layer: &Layer, tape: &mut Tape, input: &Input, rows: usize, time: usize, dh: &mut [f32], kernel: &mut [f32], bias: &mut [f32], dx: &mut Vec<f32>) {
+fn backward_layer(layer: &Layer, tape: &mut Tape, input: &Input, w: &Window, dh: &mut [f32], kernel: &mut [f32], bias: &mut [f32], dx: &mut Vec<f32>) {
     let (hidden, width) = (layer.hidden, 4 * layer.hidden);
-    let step = rows * hidden;
     if let Some(m) = &tape.dropout {
         dh.iter_mut().zip(m).for_each(|(d, m)| *d *= m);
     }
-    let mut dc = vec![0.0; step];
-    for t in (0..time).rev() {
-        let (g_now, g_later) = tape.gates.split_at_mut((t + 1) * rows * width);
-        let g = &mut g_now[t * rows * width..];
-        let dh_t = &mut dh[t * step..(t + 1) * step];
-        if t + 1 < time {
-            add_product(dh_t, Mat::new(g_later, rows, width), layer.w_h().t());
+    // The cell state's gradient per row; a row that ends at a step starts from zero there.
+    let mut dc = vec![0.0; w.active(0) * hidden];
+    for t in (0..w.time()).rev() {
+        let (k, active) = (w.offsets[t], w.active(t));
+        let (g_now, g_later) = tape.gates.split_at_mut(w.offsets[t + 1] * width);
+        if t + 1 < w.time() {
+            let going = w.active(t + 1);
+            add_product(&mut dh[k * hidden..(k + going) * hidden], Mat::new(g_later, going, width), layer.w_h().t());
         }
-        let c_prev = if t == 0 { &tape.c0[..] } else { &tape.c[(t - 1) * step..t * step] };
-        for r in 0..rows {
-            let unit = r * hidden..(r + 1) * hidden;
+        let before = if t == 0 { 0 } else { w.offsets[t - 1] * hidden };
+        let c_before = if t == 0 { &tape.c0[..] } else { &tape.c[..] };
+        for i in 0..active {
+            let unit = (k + i) * hidden..(k + i + 1) * hidden;
             cell_backward(
-                &mut g[r * width..(r + 1) * width],
-                &c_prev[unit.clone()],
-                &tape.tanh_c[t * step + unit.start..t * step + unit.end],
-                &dh_t[unit.clone()],
-                &mut dc[unit],
+                &mut g_now[(k + i) * width..(k + i + 1) * width],
+                &c_before[before + i * hidden..before + (i + 1) * hidden],
+                &tape.tanh_c[unit.clone()],
+                &dh[unit],
+                &mut dc[i * hidden..(i + 1) * hidden],
             );
         }
     }
     let dz = &tape.gates;
-    let n = time * rows;
+    let n = w.positions();
     let (dw_x, dw_h) = kernel.split_at_mut(layer.input * width);
-    add_product(dw_h, Mat::new(&tape.h0, rows, hidden).t(), Mat::new(dz, rows, width));
-    if time > 1 {
-        add_product(dw_h, Mat::new(&tape.h, n - rows, hidden).t(), Mat::new(&dz[rows * width..], n - rows, width));
-    }
+    add_product(dw_h, Mat::new(&tape.h_prev, n, hidden).t(), Mat::new(dz, n, width));
     add_column_sums(bias, dz, width);
     match input {
         Input::Events { classes, features } => {
@@ -348,16 +382,12 @@ fn backward_layer(layer: &Layer, tape: &mut Tape, input: &Input, rows: usize, ti
     }
 }
 
-/// Log-softmax cross-entropy over the real positions: counts them, and
+/// Log-softmax cross-entropy over the window's positions: counts them, and
 /// turns `logits` into the gradient of the summed loss divided by `total`.
 fn loss_gradient(logits: &mut [f32], window: &Window, total: f64) -> Counts {
     let mut counts = Counts::default();
     let scale = (1.0 / total) as f32;
-    for ((row, &label), &real) in logits.chunks_exact_mut(NUM_CLASSES).zip(&window.labels).zip(&window.real) {
-        if !real {
-            row.fill(0.0);
-            continue;
-        }
+    for (row, &label) in logits.chunks_exact_mut(NUM_CLASSES).zip(&window.labels) {
         let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
         let best = row.iter().position(|&x| x == max).unwrap_or(0);
         exp_shifted(row, max);
@@ -399,23 +429,22 @@ pub(super) fn gradients(params: &[Vec<f32>], hparams: &HParams, batch: &Batch, t
     let (dense_w, dense_b) = (&params[2 * layers.len()], &params[2 * layers.len() + 1]);
     let top = layers.last().map_or(0, |l| l.hidden);
     let mut grads: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
-    let rows = batch.rows;
+    let (order, lengths) = by_length(batch);
     let mut tapes: Vec<Tape> = layers
         .iter()
-        .map(|l| Tape { h0: vec![0.0; rows * l.hidden], c0: vec![0.0; rows * l.hidden], ..Tape::default() })
+        .map(|l| Tape { h0: vec![0.0; batch.rows * l.hidden], c0: vec![0.0; batch.rows * l.hidden], ..Tape::default() })
         .collect();
     let (mut logits, mut dh, mut dx) = (Vec::new(), Vec::new(), Vec::new());
     let mut counts = Counts::default();
     let mut start = 0;
     while start < batch.time {
-        let time = window.min(batch.time - start);
-        let w = Window::new(batch, start, time);
+        let w = Window::new(batch, &order, &lengths, start, window.min(batch.time - start));
         let events = Input::Events { classes: &w.inputs, features: w.features.as_deref() };
-        let n = time * rows;
+        let n = w.positions();
         for (l, layer) in layers.iter().enumerate() {
             let (below, this) = tapes.split_at_mut(l);
             let input = below.last().map_or_else(|| events.clone(), |b| Input::Below(&b.output));
-            forward_layer(layer, input, rows, time, &mut this[0], hparams.dropout_keep_prob, dropout_rng);
+            forward_layer(layer, input, &w, &order, &mut this[0], hparams.dropout_keep_prob, dropout_rng);
         }
         let y = tapes.last().map(|t| &t.output[..]).unwrap_or(&[]);
         logits.clear();
@@ -432,16 +461,18 @@ pub(super) fn gradients(params: &[Vec<f32>], hparams: &HParams, batch: &Batch, t
             let (below, this) = tapes.split_at_mut(l);
             let input = below.last().map_or_else(|| events.clone(), |b| Input::Below(&b.output));
             let (kernel, rest) = grads[2 * l..].split_first_mut().expect("a kernel per layer");
-            backward_layer(&layers[l], &mut this[0], &input, rows, time, &mut dh, kernel, &mut rest[0], &mut dx);
+            backward_layer(&layers[l], &mut this[0], &input, &w, &mut dh, kernel, &mut rest[0], &mut dx);
             std::mem::swap(&mut dh, &mut dx);
         }
-        // The next window starts from this one's last state (detached).
+        // The next window starts from the state of the rows going at this
+        // one's last step (detached).
+        let last = w.offsets[w.time() - 1]..n;
         for (tape, layer) in tapes.iter_mut().zip(&layers) {
-            let last = (n - rows) * layer.hidden..n * layer.hidden;
-            tape.h0.copy_from_slice(&tape.h[last.clone()]);
-            tape.c0.copy_from_slice(&tape.c[last]);
+            let units = last.start * layer.hidden..last.end * layer.hidden;
+            tape.h0 = tape.h[units.clone()].to_vec();
+            tape.c0 = tape.c[units].to_vec();
         }
-        start += time;
+        start += w.time();
     }
     (grads, counts)
 }
