@@ -426,6 +426,8 @@ macro_rules! vectorised {
         }
     };
 }
+// Training's cell loops ([`crate::train`]) use it too.
+#[cfg(all(feature = "burn", not(target_arch = "wasm32")))]
 pub(crate) use vectorised;
 
 vectorised! {
@@ -464,12 +466,20 @@ struct Layer {
     bias: Vec<f32>,
 }
 
-/// The network with its recurrent state for a batch.
-#[derive(Clone, Debug)]
-pub struct FusedLstm {
+/// The packed weights, shared by every copy of a [`FusedLstm`]: a
+/// generation's network is a copy, and the weights are most of its memory
+/// (6.6 MB for the shipped model, copied on the way to the page's first note).
+#[derive(Debug)]
+struct Network {
     layers: Vec<Layer>,
     dense: Packed,
     dense_bias: Vec<f32>,
+}
+
+/// The network with its recurrent state for a batch.
+#[derive(Clone, Debug)]
+pub struct FusedLstm {
+    network: std::sync::Arc<Network>,
     batch: usize,
     /// Per layer, `[batch, hidden]`.
     h: Vec<Vec<f32>>,
@@ -504,7 +514,8 @@ impl FusedLstm {
         let mut dense_bias = it.next().expect("dense biases").to_vec();
         let dense = Packed::new(dense, NUM_CLASSES, 0, input);
         dense_bias.resize(dense.stride(), 0.0);
-        let mut net = FusedLstm { layers, dense, dense_bias, batch: 0, h: Vec::new(), c: Vec::new(), z: Vec::new(), xh: Vec::new() };
+        let network = std::sync::Arc::new(Network { layers, dense, dense_bias });
+        let mut net = FusedLstm { network, batch: 0, h: Vec::new(), c: Vec::new(), z: Vec::new(), xh: Vec::new() };
         net.reset(0);
         net
     }
@@ -516,14 +527,14 @@ impl FusedLstm {
     /// All-zero state for `batch` sequences.
     pub fn reset(&mut self, batch: usize) {
         self.batch = batch;
-        self.h = self.layers.iter().map(|l| vec![0.0; batch * l.hidden]).collect();
+        self.h = self.network.layers.iter().map(|l| vec![0.0; batch * l.hidden]).collect();
         self.c = self.h.clone();
     }
 
     /// Keeps (and repeats) the given rows of the state: new row `i` is old
     /// row `rows[i]` (beam search).
     pub fn select_rows(&mut self, rows: &[usize]) {
-        for (l, layer) in self.layers.iter().enumerate() {
+        for (l, layer) in self.network.layers.iter().enumerate() {
             let n = layer.hidden;
             let pick = |v: &Vec<f32>| rows.iter().flat_map(|&r| v[r * n..(r + 1) * n].iter().copied()).collect::<Vec<f32>>();
             self.h[l] = pick(&self.h[l]);
@@ -539,8 +550,8 @@ impl FusedLstm {
     pub fn step_into(&mut self, inputs: &[usize], features: &[Vec<u16>], logits: &mut Vec<f32>) {
         assert_eq!(inputs.len(), self.batch, "one input per sequence");
         let batch = self.batch;
-        for l in 0..self.layers.len() {
-            let layer = &self.layers[l];
+        for l in 0..self.network.layers.len() {
+            let layer = &self.network.layers[l];
             let (hidden, stride) = (layer.hidden, layer.packed.stride());
             self.z.clear();
             for _ in 0..batch {
@@ -574,13 +585,13 @@ impl FusedLstm {
                 update_cells(&self.z[b * stride..b * stride + 4 * hidden], &mut c[units.clone()], &mut h[units]);
             }
         }
-        let last = self.layers.last().map_or(0, |l| l.hidden);
-        let stride = self.dense.stride();
+        let last = self.network.layers.last().map_or(0, |l| l.hidden);
+        let stride = self.network.dense.stride();
         self.z.clear();
         for _ in 0..batch {
-            self.z.extend_from_slice(&self.dense_bias);
+            self.z.extend_from_slice(&self.network.dense_bias);
         }
-        gemm_acc(&self.dense, self.h.last().expect("one layer at least"), last, batch, &mut self.z);
+        gemm_acc(&self.network.dense, self.h.last().expect("one layer at least"), last, batch, &mut self.z);
         logits.clear();
         for b in 0..batch {
             logits.extend_from_slice(&self.z[b * stride..b * stride + NUM_CLASSES]);

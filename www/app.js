@@ -331,6 +331,7 @@ function fetchWithProgress(url) {
  */
 function useModel(bytes, fileName) {
   const next = makeModel(wasm, bytes, fileName);
+  mark('model-made');
   const card = next.card();
   if (backends.webgpuReady) {
     try {
@@ -789,7 +790,9 @@ async function main() {
   // A dynamic import, so a missing or broken pkg/ is reported on the page.
   showStatus('Loading the program (WebAssembly)…', 'loading');
   wasm = await engineGlue;
-  await wasm.default({ module_or_path: await engineCode });
+  const code = await engineCode;
+  mark('engine-compiled');
+  await wasm.default({ module_or_path: code });
   mark('engine');
   showDefaultAction();
   showStatus('Loading the model…', 'loading');
