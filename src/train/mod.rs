@@ -45,7 +45,7 @@ pub use checkpoint::{
     Checkpoint, TrainState, best_checkpoint_path, bundle_of, checkpoint_from_bytes, checkpoint_path, load_best_or_latest, load_checkpoint,
     load_checkpoint_file, read_train_state, save_checkpoint,
 };
-pub use step::{AdamState, Differentiation, Evaluation, check_window, class_name, epoch_batches, evaluate, train_step};
+pub use step::{AdamState, ContinuedMiss, Differentiation, Evaluation, check_window, class_name, epoch_batches, evaluate, train_step};
 
 use crate::bundle::{Bundle, BundleError};
 use crate::generate::{Backend, GenerateError};

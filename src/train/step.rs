@@ -333,6 +333,50 @@ pub struct Evaluation {
     pub counts: Counts,
     /// `[correct, total]` per class of the label.
     pub per_class: Vec<[u64; 2]>,
+    /// Where the next event was a CONTINUED_NOTE and the model's first
+    /// choice was another event, what that was: see [`ContinuedMiss`].
+    pub continued_misses: [u64; 4],
+}
+
+/// What the model chose instead of a CONTINUED_NOTE of pitch `p`: the
+/// first three end the note or strike it again (a question of rhythm: the
+/// music could go on so), the last breaks the encoding's own order within
+/// a step (pitches descend), a pure bookkeeping error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContinuedMiss {
+    /// The step ends: `p` and every pitch below it end.
+    StepEnd,
+    /// A NEW_NOTE: `p` struck again, or ended for another note.
+    NewNote,
+    /// A CONTINUED_NOTE of a lower pitch: `p` ends.
+    LowerContinued,
+    /// A CONTINUED_NOTE of `p` or higher: out of order.
+    OutOfOrder,
+}
+
+impl ContinuedMiss {
+    pub const ALL: [ContinuedMiss; 4] = [ContinuedMiss::StepEnd, ContinuedMiss::NewNote, ContinuedMiss::LowerContinued, ContinuedMiss::OutOfOrder];
+
+    /// The miss when the truth is a CONTINUED_NOTE and `chosen` differs, else none.
+    fn of(truth: Event, chosen: Event) -> Option<ContinuedMiss> {
+        let Event::ContinuedNote(p) = truth else { return None };
+        match chosen {
+            _ if chosen == truth => None,
+            Event::StepEnd => Some(ContinuedMiss::StepEnd),
+            Event::NewNote(_) => Some(ContinuedMiss::NewNote),
+            Event::ContinuedNote(q) if q < p => Some(ContinuedMiss::LowerContinued),
+            _ => Some(ContinuedMiss::OutOfOrder),
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            ContinuedMiss::StepEnd => "STEP_END (the note ends)",
+            ContinuedMiss::NewNote => "NEW_NOTE (struck again or ended)",
+            ContinuedMiss::LowerContinued => "a lower CONTINUED_NOTE (it ends)",
+            ContinuedMiss::OutOfOrder => "CONTINUED_NOTE out of order",
+        }
+    }
 }
 
 impl Evaluation {
@@ -373,6 +417,7 @@ pub fn evaluate(model: &Model, sequences: &[&[u16]], window: usize) -> Result<Ev
     let batch_size = model.hparams.batch_size;
     let mut counts = Counts::default();
     let mut per_class = vec![[0u64; 2]; NUM_CLASSES];
+    let mut continued_misses = [0u64; 4];
     let mut order: Vec<usize> = (0..sequences.len()).collect();
     order.sort_by_key(|&i| sequences[i].len());
     for chunk in order.chunks(batch_size) {
@@ -393,6 +438,12 @@ pub fn evaluate(model: &Model, sequences: &[&[u16]], window: usize) -> Result<Ev
                 if *m > 0.0 {
                     per_class[*l as usize][1] += 1;
                     per_class[*l as usize][0] += (p == l) as u64;
+                    let event = |c: i64| Event::from_class(c as usize);
+                    if let (Some(truth), Some(chosen)) = (event(*l), event(*p))
+                        && let Some(miss) = ContinuedMiss::of(truth, chosen)
+                    {
+                        continued_misses[miss as usize] += 1;
+                    }
                 }
             }
             let (_, window_counts) = window_loss(logits, labels, mask);
@@ -405,7 +456,7 @@ pub fn evaluate(model: &Model, sequences: &[&[u16]], window: usize) -> Result<Ev
     if !loss.is_finite() {
         return Err(TrainError::NotANumber { what: "the evaluation loss", value: loss });
     }
-    Ok(Evaluation { counts, per_class })
+    Ok(Evaluation { counts, per_class, continued_misses })
 }
 
 /// A truncated-backpropagation window of at least one event, within
@@ -434,12 +485,24 @@ mod tests {
         per_class[Event::StepEnd.class()] = [9, 10];
         per_class[Event::ContinuedNote(60).class()] = [3, 4];
         per_class[Event::ContinuedNote(80).class()] = [1, 4];
-        let evaluation = Evaluation { counts: Counts::default(), per_class };
+        let evaluation = Evaluation { counts: Counts::default(), per_class, continued_misses: [0; 4] };
         let kinds: std::collections::BTreeMap<_, _> = evaluation.by_kind().into_iter().collect();
         assert_eq!(kinds["STEP_END"], Some(0.9));
         assert_eq!(kinds["CONTINUED_NOTE"], Some(0.5));
         assert_eq!(kinds["CONTINUED_NOTE above 78"], Some(0.25));
         assert_eq!(kinds["NEW_NOTE"], None, "none seen");
+    }
+
+    #[test]
+    fn a_missed_continued_note_is_told_by_what_came_instead() {
+        use Event::*;
+        let miss = |truth, chosen| ContinuedMiss::of(truth, chosen);
+        assert_eq!(miss(ContinuedNote(67), ContinuedNote(67)), None, "not a miss");
+        assert_eq!(miss(NewNote(67), StepEnd), None, "not a CONTINUED_NOTE");
+        assert_eq!(miss(ContinuedNote(67), StepEnd), Some(ContinuedMiss::StepEnd));
+        assert_eq!(miss(ContinuedNote(67), NewNote(67)), Some(ContinuedMiss::NewNote));
+        assert_eq!(miss(ContinuedNote(67), ContinuedNote(60)), Some(ContinuedMiss::LowerContinued));
+        assert_eq!(miss(ContinuedNote(67), ContinuedNote(72)), Some(ContinuedMiss::OutOfOrder));
     }
 
     /// The written-out gradients against burn's autodiff, on a small

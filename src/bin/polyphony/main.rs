@@ -351,6 +351,13 @@ fn print_evaluation(evaluation: &train::Evaluation, sequences: usize) {
     for (kind, accuracy) in evaluation.by_kind() {
         say!("  {kind:<24} {}", accuracy.map_or_else(|| "-".to_string(), |a| format!("{a:.4}")));
     }
+    let missed: u64 = evaluation.continued_misses.iter().sum();
+    if missed > 0 {
+        say!("CONTINUED_NOTE missed {missed} times; the first choice was instead:");
+        for (miss, n) in train::ContinuedMiss::ALL.iter().zip(evaluation.continued_misses) {
+            say!("  {:<34} {:>6.1}%  ({n})", miss.description(), 100.0 * n as f64 / missed as f64);
+        }
+    }
     say!("per-class accuracy (classes seen in the set):");
     for (class, [correct, total]) in evaluation.per_class.iter().enumerate().filter(|(_, c)| c[1] > 0) {
         say!("  {:<20} {:>7.4}  ({correct}/{total})", train::class_name(class), *correct as f64 / *total as f64);
