@@ -240,7 +240,7 @@ pub fn train_step(
             sequences,
             dropout_rng,
             |rows, rng| part_gradients(model, rows, total, window, rng, autodiff),
-            |a: Vec<Tensor<2>>, b| a.into_iter().zip(b).map(|(x, y)| x + y).collect(),
+            add_tensors,
         ),
     };
     let (updated, norm) = apply_gradients(model.parameters(), gradients, adam, &model.hparams);
@@ -266,22 +266,23 @@ fn in_parts<G: Send>(
         threads.into_iter().map(|t| t.join().expect("a training thread panicked")).collect()
     });
     let mut counts = Counts::default();
-    let mut sums: Option<G> = None;
-    for (gradients, part_counts) in results {
+    let sums = results.into_iter().map(|(gradients, part_counts)| {
         counts.add(&part_counts);
-        sums = Some(match sums.take() {
-            None => gradients,
-            Some(s) => add(s, gradients),
-        });
-    }
-    (sums.expect("at least one part"), counts)
+        gradients
+    });
+    (sums.reduce(add).expect("at least one part"), counts)
+}
+
+/// Two lists of gradients added, tensor by tensor.
+fn add_tensors(a: Vec<Tensor<2>>, b: Vec<Tensor<2>>) -> Vec<Tensor<2>> {
+    a.into_iter().zip(b).map(|(x, y)| x + y).collect()
 }
 
 /// Adds `more` to the running sums of gradients (or starts them).
 fn add_gradients(sums: &mut Option<Vec<Tensor<2>>>, more: Vec<Tensor<2>>) {
     *sums = Some(match sums.take() {
         None => more,
-        Some(s) => s.into_iter().zip(more).map(|(a, b)| a + b).collect(),
+        Some(s) => add_tensors(s, more),
     });
 }
 
