@@ -266,6 +266,24 @@ fn resized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     v
 }
 
+/// `v` made `len` zeros, for a product to add into.
+fn zeroed(v: &mut Vec<f32>, len: usize) {
+    v.clear();
+    v.resize(len, 0.0);
+}
+
+/// `v` made `n` copies of `row`: a bias for every position.
+fn repeated(v: &mut Vec<f32>, row: &[f32], n: usize) {
+    v.clear();
+    (0..n).for_each(|_| v.extend_from_slice(row));
+}
+
+/// Layer `l`'s input: the window's events for the first, else the output of
+/// the layer below (`below` are the tapes of the layers under `l`).
+fn input_of<'a>(below: &'a [Tape], events: &Input<'a>) -> Input<'a> {
+    below.last().map_or_else(|| events.clone(), |b| Input::Below(&b.output))
+}
+
 /// One layer over a window from the state `(tape.h0, tape.c0)`. Dropout
 /// draws a multiplier for every row of the batch (`order.len()`), going or
 /// not, as burn's path does.
@@ -273,8 +291,7 @@ fn forward_layer(layer: &Layer, input: Input, w: &Window, order: &[usize], tape:
     let (hidden, width) = (layer.hidden, 4 * layer.hidden);
     let n = w.positions();
     let Tape { h0, c0, gates, c, tanh_c, h, h_prev, dropout, output } = tape;
-    gates.clear();
-    (0..n).for_each(|_| gates.extend_from_slice(layer.bias));
+    repeated(gates, layer.bias, n);
     match input {
         Input::Events { classes, features } => {
             for (row, &class) in gates.chunks_exact_mut(width).zip(classes) {
@@ -375,8 +392,7 @@ fn backward_layer(layer: &Layer, tape: &mut Tape, input: &Input, w: &Window, dh:
         }
         Input::Below(x) => {
             add_product(dw_x, Mat::new(x, n, layer.input).t(), Mat::new(dz, n, width));
-            dx.clear();
-            dx.resize(n * layer.input, 0.0);
+            zeroed(dx, n * layer.input);
             add_product(dx, Mat::new(dz, n, width), layer.w_x().t());
         }
     }
@@ -443,25 +459,21 @@ pub(super) fn gradients(params: &[Vec<f32>], hparams: &HParams, batch: &Batch, t
         let n = w.positions();
         for (l, layer) in layers.iter().enumerate() {
             let (below, this) = tapes.split_at_mut(l);
-            let input = below.last().map_or_else(|| events.clone(), |b| Input::Below(&b.output));
-            forward_layer(layer, input, &w, &order, &mut this[0], hparams.dropout_keep_prob, dropout_rng);
+            forward_layer(layer, input_of(below, &events), &w, &order, &mut this[0], hparams.dropout_keep_prob, dropout_rng);
         }
         let y = tapes.last().map(|t| &t.output[..]).unwrap_or(&[]);
-        logits.clear();
-        (0..n).for_each(|_| logits.extend_from_slice(dense_b));
+        repeated(&mut logits, dense_b, n);
         add_product(&mut logits, Mat::new(y, n, top), Mat::new(dense_w, top, NUM_CLASSES));
         counts.add(&loss_gradient(&mut logits, &w, total));
         let (g_weights, g_biases) = grads.split_at_mut(2 * layers.len()).1.split_at_mut(1);
         add_product(&mut g_weights[0], Mat::new(y, n, top).t(), Mat::new(&logits, n, NUM_CLASSES));
         add_column_sums(&mut g_biases[0], &logits, NUM_CLASSES);
-        dh.clear();
-        dh.resize(n * top, 0.0);
+        zeroed(&mut dh, n * top);
         add_product(&mut dh, Mat::new(&logits, n, NUM_CLASSES), Mat::new(dense_w, top, NUM_CLASSES).t());
         for l in (0..layers.len()).rev() {
             let (below, this) = tapes.split_at_mut(l);
-            let input = below.last().map_or_else(|| events.clone(), |b| Input::Below(&b.output));
             let (kernel, rest) = grads[2 * l..].split_first_mut().expect("a kernel per layer");
-            backward_layer(&layers[l], &mut this[0], &input, &w, &mut dh, kernel, &mut rest[0], &mut dx);
+            backward_layer(&layers[l], &mut this[0], &input_of(below, &events), &w, &mut dh, kernel, &mut rest[0], &mut dx);
             std::mem::swap(&mut dh, &mut dx);
         }
         // The next window starts from the state of the rows going at this
