@@ -25,6 +25,13 @@ pub struct HParams {
     /// primer (or the chosen key) there and the output back.
     #[serde(default)]
     pub key_normalized: bool,
+    /// Training only: the weight of an unlikelihood term, `−ln(1 − P)` with
+    /// `P` the probability the model gives the classes that the style's
+    /// rules ([`crate::generate::rules::Rules::STYLE`]) forbid next, so
+    /// that the model learns to keep them itself rather than leave it to the
+    /// decoder. 0 (the original's training) leaves the loss as it was.
+    #[serde(default)]
+    pub rules_penalty: f64,
 }
 
 impl Default for HParams {
@@ -37,6 +44,7 @@ impl Default for HParams {
             learning_rate: 0.001,
             context_inputs: false,
             key_normalized: false,
+            rules_penalty: 0.0,
         }
     }
 }
@@ -53,7 +61,7 @@ pub enum HParamsError {
     NotAnAssignment(String),
     #[error("hparam {name}: {value:?} is not {what}")]
     Unreadable { name: String, value: String, what: &'static str },
-    #[error("unknown hparam {0:?} (known: batch_size, rnn_layer_sizes, dropout_keep_prob, clip_norm, learning_rate, context_inputs, key_normalized)")]
+    #[error("unknown hparam {0:?} (known: batch_size, rnn_layer_sizes, dropout_keep_prob, clip_norm, learning_rate, context_inputs, key_normalized, rules_penalty)")]
     Unknown(String),
 }
 
@@ -87,6 +95,9 @@ impl HParams {
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return range("learning_rate", "a positive number", &self.learning_rate);
+        }
+        if !(self.rules_penalty >= 0.0 && self.rules_penalty.is_finite()) {
+            return range("rules_penalty", "0 or a positive number", &self.rules_penalty);
         }
         Ok(())
     }
@@ -125,6 +136,7 @@ impl HParams {
                 "learning_rate" => self.learning_rate = number(&value)?,
                 "context_inputs" => self.context_inputs = value.parse().map_err(|_| unreadable("true or false"))?,
                 "key_normalized" => self.key_normalized = value.parse().map_err(|_| unreadable("true or false"))?,
+                "rules_penalty" => self.rules_penalty = number(&value)?,
                 _ => return Err(HParamsError::Unknown(name)),
             }
         }
@@ -136,14 +148,15 @@ impl HParams {
     pub fn to_overrides(&self) -> String {
         let sizes: Vec<String> = self.rnn_layer_sizes.iter().map(|s| s.to_string()).collect();
         format!(
-            "batch_size={},rnn_layer_sizes=[{}],dropout_keep_prob={},clip_norm={},learning_rate={},context_inputs={},key_normalized={}",
+            "batch_size={},rnn_layer_sizes=[{}],dropout_keep_prob={},clip_norm={},learning_rate={},context_inputs={},key_normalized={},rules_penalty={}",
             self.batch_size,
             sizes.join(","),
             self.dropout_keep_prob,
             self.clip_norm,
             self.learning_rate,
             self.context_inputs,
-            self.key_normalized
+            self.key_normalized,
+            self.rules_penalty
         )
     }
 

@@ -64,6 +64,12 @@ impl Rules {
         }
     }
 
+    /// The rules of the style, the key aside: the grammar, descending
+    /// pitches, four voices and strict four-part writing. Training's
+    /// `rules_penalty` teaches the model to keep them
+    /// ([`forbidden_next`]), so that it writes by them alone.
+    pub const STYLE: Rules = Rules { only_kept_events: true, descending: true, max_voices: Some(4), key: None, part_writing: true };
+
     /// Whether any rule changes sampling (else every class keeps its logit).
     pub fn restrict(&self) -> bool {
         self.only_kept_events || self.key.is_some() || self.part_writing
@@ -243,6 +249,55 @@ pub fn drop_orphan_continuations(events: &[Event]) -> Vec<Event> {
     events.iter().copied().filter(|&e| state.accept(e)).collect()
 }
 
+/// A set of classes (259 bits).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ClassSet([u64; NUM_CLASSES.div_ceil(64)]);
+
+impl ClassSet {
+    pub fn insert(&mut self, class: usize) {
+        self.0[class / 64] |= 1 << (class % 64);
+    }
+
+    pub fn remove(&mut self, class: usize) {
+        self.0[class / 64] &= !(1 << (class % 64));
+    }
+
+    pub fn contains(&self, class: usize) -> bool {
+        self.0[class / 64] >> (class % 64) & 1 == 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
+
+    /// The classes in the set, lowest first.
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(w, &bits)| {
+            let rest = |&b: &u64| Some(b & b.wrapping_sub(1)).filter(|&b| b != 0);
+            std::iter::successors(Some(bits).filter(|&b| b != 0), rest).map(move |b| w * 64 + b.trailing_zeros() as usize)
+        })
+    }
+}
+
+/// For each event of `events` but the last, the classes `rules` forbid as
+/// the next event, less the one that does come next: Bach breaks a rule
+/// now and then, and the data's own choice is never held against it.
+pub fn forbidden_next(events: &[Event], rules: &Rules) -> Vec<ClassSet> {
+    let mut state = RowState::default();
+    let mut bias = vec![0.0; NUM_CLASSES];
+    events
+        .windows(2)
+        .map(|pair| {
+            state.accept(pair[0]);
+            state.bias(rules, &mut bias);
+            let mut set = ClassSet::default();
+            allowed(&bias).enumerate().filter(|(_, ok)| !ok).for_each(|(c, _)| set.insert(c));
+            set.remove(pair[1].class());
+            set
+        })
+        .collect()
+}
+
 /// The classes `bias` allows at all.
 pub fn allowed(bias: &[f32]) -> impl Iterator<Item = bool> + '_ {
     bias.iter().map(|b| *b > f32::NEG_INFINITY)
@@ -359,5 +414,29 @@ mod tests {
         let s = state(&[Start, NewNote(69), NewNote(65)]);
         assert!(allows(&r, &s, NewNote(62)));
         assert!(allows(&r, &s, StepEnd), "ending the step is always possible");
+    }
+
+    #[test]
+    fn the_next_events_forbidden_are_those_of_the_rules_but_the_one_written() {
+        use Event::*;
+        // C major (G4 E4 C4 C3), then the soprano to A4 and the alto to F4.
+        let events = [Start, NewNote(67), NewNote(64), NewNote(60), NewNote(48), StepEnd, NewNote(69), NewNote(65), NewNote(62)];
+        let forbidden = forbidden_next(&events, &Rules::STYLE);
+        assert_eq!(forbidden.len(), events.len() - 1);
+        let before_tenor = &forbidden[7];
+        assert!(!before_tenor.contains(NewNote(62).class()), "the tenor's D4 is written: not held against it");
+        assert!(before_tenor.contains(NewNote(62 - 15).class()), "a tenor B2: out of range, too far below the alto");
+        assert!(before_tenor.contains(NewNote(66).class()) && before_tenor.contains(ContinuedNote(67).class()), "above the alto");
+        assert!(!before_tenor.contains(NewNote(60).class()) && !before_tenor.contains(StepEnd.class()));
+        let before_alto = &forbidden[6];
+        assert!(before_alto.contains(NewNote(56).class()), "an octave and more below the soprano");
+        assert!(!before_alto.contains(NewNote(62).class()) && !before_alto.contains(NewNote(65).class()));
+        assert!(forbidden[0].contains(End.class()) && forbidden[0].contains(ContinuedNote(60).class()) && !forbidden[0].contains(NewNote(67).class()));
+        let mut set = ClassSet::default();
+        set.insert(258);
+        set.insert(3);
+        assert_eq!(set.iter().collect::<Vec<_>>(), [3, 258]);
+        set.remove(258);
+        assert!(!set.contains(258) && !set.is_empty());
     }
 }

@@ -26,6 +26,7 @@
 use super::step::Batch;
 use crate::encoding::NUM_CLASSES;
 use crate::fused::{FORGET_BIAS, exp, sigmoid, tanh};
+use crate::generate::rules::ClassSet;
 use crate::hparams::HParams;
 use crate::metrics::Counts;
 use crate::rng::Rng;
@@ -130,6 +131,8 @@ struct Window {
     labels: Vec<usize>,
     /// `[positions, CONTEXT_WIDTH]` of 0 and 1 for a network with context inputs.
     features: Option<Vec<f32>>,
+    /// Per position, what the style forbids next (empty without a rules penalty).
+    forbidden: Vec<ClassSet>,
 }
 
 /// The batch's rows, longest sequence first, and each row's length.
@@ -163,6 +166,7 @@ impl Window {
             inputs: cells.iter().map(|&at| batch.inputs[at] as usize).collect(),
             labels: cells.iter().map(|&at| batch.labels[at] as usize).collect(),
             features,
+            forbidden: if batch.forbidden.is_empty() { Vec::new() } else { cells.iter().map(|&at| batch.forbidden[at]).collect() },
         }
     }
 
@@ -399,11 +403,14 @@ fn backward_layer(layer: &Layer, tape: &mut Tape, input: &Input, w: &Window, dh:
 }
 
 /// Log-softmax cross-entropy over the window's positions: counts them, and
-/// turns `logits` into the gradient of the summed loss divided by `total`.
-fn loss_gradient(logits: &mut [f32], window: &Window, total: f64) -> Counts {
+/// turns `logits` into the gradient of the summed loss divided by `total`,
+/// the loss with `penalty` times the unlikelihood of what the style forbids
+/// where the window has it ([`HParams::rules_penalty`]; the counts' loss
+/// stays the cross-entropy, comparable with the original's).
+fn loss_gradient(logits: &mut [f32], window: &Window, total: f64, penalty: f32) -> Counts {
     let mut counts = Counts::default();
     let scale = (1.0 / total) as f32;
-    for (row, &label) in logits.chunks_exact_mut(NUM_CLASSES).zip(&window.labels) {
+    for (k, (row, &label)) in logits.chunks_exact_mut(NUM_CLASSES).zip(&window.labels).enumerate() {
         let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
         let best = row.iter().position(|&x| x == max).unwrap_or(0);
         exp_shifted(row, max);
@@ -423,9 +430,27 @@ fn loss_gradient(logits: &mut [f32], window: &Window, total: f64) -> Counts {
         for x in row.iter_mut() {
             *x *= scale / sum;
         }
+        if let Some(forbidden) = window.forbidden.get(k).filter(|f| penalty > 0.0 && !f.is_empty()) {
+            add_unlikelihood(row, forbidden, penalty, scale);
+        }
         row[label] -= scale;
     }
     counts
+}
+
+/// Adds the gradient of `penalty · −ln(1 − P)`, `P` the probability of the
+/// classes in `forbidden`, to `row`, which holds the softmax times `scale`:
+/// `∂/∂z_j = penalty · p_j (1[j forbidden] − P) / (1 − P)`.
+fn add_unlikelihood(row: &mut [f32], forbidden: &ClassSet, penalty: f32, scale: f32) {
+    let mass: f32 = forbidden.iter().map(|c| row[c]).sum::<f32>() / scale;
+    // The label is never forbidden, so 1 − P ≥ its probability; the floor
+    // only keeps rounding from dividing by nothing.
+    let rest = (1.0 - mass).max(1e-6);
+    let shrink = 1.0 - penalty * mass / rest;
+    let boost = penalty / rest;
+    for (j, x) in row.iter_mut().enumerate() {
+        *x *= if forbidden.contains(j) { shrink + boost } else { shrink };
+    }
 }
 
 /// The gradients of `batch`'s summed loss divided by `total`, for the
@@ -464,7 +489,7 @@ pub(super) fn gradients(params: &[Vec<f32>], hparams: &HParams, batch: &Batch, t
         let y = tapes.last().map(|t| &t.output[..]).unwrap_or(&[]);
         repeated(&mut logits, dense_b, n);
         add_product(&mut logits, Mat::new(y, n, top), Mat::new(dense_w, top, NUM_CLASSES));
-        counts.add(&loss_gradient(&mut logits, &w, total));
+        counts.add(&loss_gradient(&mut logits, &w, total, hparams.rules_penalty as f32));
         let (g_weights, g_biases) = grads.split_at_mut(2 * layers.len()).1.split_at_mut(1);
         add_product(&mut g_weights[0], Mat::new(y, n, top).t(), Mat::new(&logits, n, NUM_CLASSES));
         add_column_sums(&mut g_biases[0], &logits, NUM_CLASSES);
@@ -487,4 +512,53 @@ pub(super) fn gradients(params: &[Vec<f32>], hparams: &HParams, batch: &Batch, t
         start += w.time();
     }
     (grads, counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The loss the gradient is of, in f64: cross-entropy plus the
+    /// unlikelihood term, over `total`.
+    fn penalised_loss(logits: &[f64], labels: &[usize], forbidden: &[ClassSet], penalty: f64, total: f64) -> f64 {
+        logits
+            .chunks_exact(NUM_CLASSES)
+            .zip(labels)
+            .zip(forbidden)
+            .map(|((z, &label), f)| {
+                let max = z.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
+                let sum: f64 = z.iter().map(|x| (x - max).exp()).sum();
+                let p = |c: usize| (z[c] - max).exp() / sum;
+                let mass: f64 = f.iter().map(p).sum();
+                -p(label).ln() - penalty * (1.0 - mass).ln()
+            })
+            .sum::<f64>()
+            / total
+    }
+
+    #[test]
+    fn the_rules_penalty_s_gradient_is_its_loss_s() {
+        let mut rng = Rng::new(5);
+        let logits: Vec<f32> = (0..2 * NUM_CLASSES).map(|_| (rng.next_f64() * 6.0 - 3.0) as f32).collect();
+        let labels = vec![5, 2];
+        let mut forbidden = [ClassSet::default(); 2];
+        (100..259).chain([3, 4]).for_each(|c| forbidden[0].insert(c));
+        [0, 1, 7, 200].into_iter().for_each(|c| forbidden[1].insert(c));
+        let window = Window { offsets: vec![0, 2], inputs: vec![0, 0], labels: labels.clone(), features: None, forbidden: forbidden.to_vec() };
+        let (penalty, total) = (0.7, 3.0);
+        let mut gradient = logits.clone();
+        let counts = loss_gradient(&mut gradient, &window, total, penalty as f32);
+        let wide: Vec<f64> = logits.iter().map(|&x| x as f64).collect();
+        let cross_entropy = penalised_loss(&wide, &labels, &forbidden, 0.0, 1.0);
+        assert!((counts.loss_sum - cross_entropy).abs() < 1e-4, "the counted loss is the cross-entropy alone");
+        for j in (0..2 * NUM_CLASSES).step_by(7).chain([3, 5, 100, NUM_CLASSES + 2, NUM_CLASSES + 7]) {
+            let at = |d: f64| {
+                let mut z = wide.clone();
+                z[j] += d;
+                penalised_loss(&z, &labels, &forbidden, penalty, total)
+            };
+            let numeric = (at(1e-5) - at(-1e-5)) / 2e-5;
+            assert!((gradient[j] as f64 - numeric).abs() < 1e-4, "logit {j}: {} against {numeric}", gradient[j]);
+        }
+    }
 }

@@ -191,6 +191,9 @@ fn check(options: &TrainOptions, examples: &[Vec<u16>]) -> Result<(), TrainError
     if options.log_every == 0 || options.eval_every == 0 {
         return Err(TrainError::BadOption("log_every and eval_every must be at least 1".into()));
     }
+    if options.hparams.rules_penalty > 0.0 && matches!(options.device, Backend::Gpu) {
+        return Err(TrainError::BadOption("rules_penalty is trained on the CPU only (--device cpu): the GPU's autodiff path has no unlikelihood term".into()));
+    }
     if examples.iter().all(|e| e.len() < 2) {
         return Err(TrainError::EmptyDataset("the training set"));
     }

@@ -7,6 +7,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use super::{TrainError, backprop};
 use crate::encoding::{Event, NUM_CLASSES};
 use crate::generate::Backend;
+use crate::generate::rules::{ClassSet, Rules, forbidden_next};
 use crate::hparams::HParams;
 use crate::metrics::Counts;
 use crate::model::{Dropout, Model, host_values};
@@ -21,8 +22,9 @@ const SORT_WINDOW_BATCHES: usize = 16;
 const STEP_END_CLASS: i64 = 2;
 
 /// One padded batch on the host: inputs, labels, a mask of real events,
-/// and for a network with context inputs each input's features; `[rows ·
-/// time]`, row by row.
+/// for a network with context inputs each input's features, and with a
+/// rules penalty the classes the style forbids next; `[rows · time]`, row
+/// by row.
 pub(super) struct Batch {
     pub(super) rows: usize,
     pub(super) time: usize,
@@ -31,6 +33,9 @@ pub(super) struct Batch {
     pub(super) mask: Vec<f32>,
     /// Lists of the features that are on (empty without context inputs).
     pub(super) features: Vec<Vec<u16>>,
+    /// What the style's rules forbid after each input (empty without a
+    /// rules penalty): see [`crate::generate::rules::forbidden_next`].
+    pub(super) forbidden: Vec<ClassSet>,
 }
 
 /// A window of a batch as device tensors: inputs, labels, mask, features.
@@ -38,7 +43,8 @@ type Window = (Tensor<2, Int>, Tensor<1, Int>, Tensor<1>, Option<Tensor<3>>);
 
 impl Batch {
     /// Inputs are events `0..n-1`, labels `1..n` (the next event).
-    pub(super) fn new(sequences: &[&[u16]], context_inputs: bool) -> Batch {
+    pub(super) fn new(sequences: &[&[u16]], hparams: &HParams) -> Batch {
+        let (context_inputs, penalty) = (hparams.context_inputs, hparams.rules_penalty > 0.0);
         let rows = sequences.len();
         let time = sequences.iter().map(|s| s.len().saturating_sub(1)).max().unwrap_or(0);
         let mut batch = Batch {
@@ -48,6 +54,7 @@ impl Batch {
             labels: vec![0; rows * time],
             mask: vec![0.0; rows * time],
             features: if context_inputs { vec![Vec::new(); rows * time] } else { Vec::new() },
+            forbidden: if penalty { vec![ClassSet::default(); rows * time] } else { Vec::new() },
         };
         for (r, seq) in sequences.iter().enumerate() {
             for t in 0..seq.len().saturating_sub(1) {
@@ -55,10 +62,16 @@ impl Batch {
                 batch.labels[r * time + t] = seq[t + 1] as i64;
                 batch.mask[r * time + t] = 1.0;
             }
+            let events = || seq.iter().filter_map(|&c| Event::from_class(c as usize));
             if context_inputs {
-                let events = seq.iter().filter_map(|&c| Event::from_class(c as usize));
-                for (t, features) in crate::context::features_of(events).into_iter().take(time).enumerate() {
+                for (t, features) in crate::context::features_of(events()).into_iter().take(time).enumerate() {
                     batch.features[r * time + t] = features;
+                }
+            }
+            if penalty {
+                let events: Vec<Event> = events().collect();
+                for (t, set) in forbidden_next(&events, &Rules::STYLE).into_iter().enumerate() {
+                    batch.forbidden[r * time + t] = set;
                 }
             }
         }
@@ -229,7 +242,7 @@ pub fn train_step(
             let (sums, counts) = in_parts(
                 sequences,
                 dropout_rng,
-                |rows, rng| backprop::gradients(&params, &model.hparams, &Batch::new(rows, model.hparams.context_inputs), total, window, rng),
+                |rows, rng| backprop::gradients(&params, &model.hparams, &Batch::new(rows, &model.hparams), total, window, rng),
                 |a: Vec<Vec<f32>>, b| a.into_iter().zip(b).map(|(x, y)| x.iter().zip(&y).map(|(p, q)| p + q).collect()).collect(),
             );
             let device = model.device();
@@ -296,7 +309,7 @@ fn part_gradients(
     dropout_rng: &mut Rng,
     autodiff: &Device,
 ) -> (Vec<Tensor<2>>, Counts) {
-    let batch = Batch::new(sequences, model.hparams.context_inputs);
+    let batch = Batch::new(sequences, &model.hparams);
     let tracked: Vec<Tensor<2>> = model
         .parameters()
         .into_iter()
@@ -423,7 +436,7 @@ pub fn evaluate(model: &Model, sequences: &[&[u16]], window: usize) -> Result<Ev
     order.sort_by_key(|&i| sequences[i].len());
     for chunk in order.chunks(batch_size) {
         let seqs: Vec<&[u16]> = chunk.iter().map(|&i| sequences[i]).collect();
-        let batch = Batch::new(&seqs, model.hparams.context_inputs);
+        let batch = Batch::new(&seqs, &model.hparams);
         let mut state = model.zero_state(batch.rows);
         let mut start = 0;
         while start < batch.time {
@@ -527,7 +540,7 @@ mod tests {
             let sequences: Vec<&[u16]> = rows.iter().map(Vec::as_slice).collect();
             let total = sequences.iter().map(|s| s.len() as f64 - 1.0).sum();
             let params: Vec<Vec<f32>> = model.parameters().into_iter().map(host_values).collect();
-            let batch = Batch::new(&sequences, hparams.context_inputs);
+            let batch = Batch::new(&sequences, &hparams);
             let (ours, our_counts) = backprop::gradients(&params, &hparams, &batch, total, 4, &mut Rng::new(11));
             let (theirs, their_counts) = part_gradients(&model, &sequences, total, 4, &mut Rng::new(11), &device.clone().autodiff());
             for (k, (a, b)) in ours.iter().zip(theirs.into_iter().map(host_values)).enumerate() {
