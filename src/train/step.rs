@@ -38,13 +38,17 @@ pub(super) struct Batch {
     pub(super) forbidden: Vec<ClassSet>,
 }
 
+/// A sequence's classes as events (the classes are the dataset's, all valid).
+fn events_of(sequence: &[u16]) -> impl Iterator<Item = Event> + '_ {
+    sequence.iter().filter_map(|&c| Event::from_class(c as usize))
+}
+
 /// A window of a batch as device tensors: inputs, labels, mask, features.
 type Window = (Tensor<2, Int>, Tensor<1, Int>, Tensor<1>, Option<Tensor<3>>);
 
 impl Batch {
     /// Inputs are events `0..n-1`, labels `1..n` (the next event).
-    pub(super) fn new(sequences: &[&[u16]], hparams: &HParams) -> Batch {
-        let (context_inputs, penalty) = (hparams.context_inputs, hparams.rules_penalty > 0.0);
+    pub(super) fn new(sequences: &[&[u16]], context_inputs: bool) -> Batch {
         let rows = sequences.len();
         let time = sequences.iter().map(|s| s.len().saturating_sub(1)).max().unwrap_or(0);
         let mut batch = Batch {
@@ -54,7 +58,7 @@ impl Batch {
             labels: vec![0; rows * time],
             mask: vec![0.0; rows * time],
             features: if context_inputs { vec![Vec::new(); rows * time] } else { Vec::new() },
-            forbidden: if penalty { vec![ClassSet::default(); rows * time] } else { Vec::new() },
+            forbidden: Vec::new(),
         };
         for (r, seq) in sequences.iter().enumerate() {
             for t in 0..seq.len().saturating_sub(1) {
@@ -62,16 +66,26 @@ impl Batch {
                 batch.labels[r * time + t] = seq[t + 1] as i64;
                 batch.mask[r * time + t] = 1.0;
             }
-            let events = || seq.iter().filter_map(|&c| Event::from_class(c as usize));
             if context_inputs {
-                for (t, features) in crate::context::features_of(events()).into_iter().take(time).enumerate() {
+                for (t, features) in crate::context::features_of(events_of(seq)).into_iter().take(time).enumerate() {
                     batch.features[r * time + t] = features;
                 }
             }
-            if penalty {
-                let events: Vec<Event> = events().collect();
-                for (t, set) in forbidden_next(&events, &Rules::STYLE).into_iter().enumerate() {
-                    batch.forbidden[r * time + t] = set;
+        }
+        batch
+    }
+
+    /// The batch the written-out gradients train on: with a rules penalty,
+    /// also what the style forbids after each input (evaluation and burn's
+    /// autodiff, which have no such term, use [`Batch::new`]).
+    pub(super) fn for_training(sequences: &[&[u16]], hparams: &HParams) -> Batch {
+        let mut batch = Batch::new(sequences, hparams.context_inputs);
+        if hparams.rules_penalty > 0.0 {
+            batch.forbidden = vec![ClassSet::default(); batch.rows * batch.time];
+            for (r, seq) in sequences.iter().enumerate() {
+                let events: Vec<Event> = events_of(seq).collect();
+                for (t, set) in forbidden_next(&events, &Rules::STYLE).into_iter().take(batch.time).enumerate() {
+                    batch.forbidden[r * batch.time + t] = set;
                 }
             }
         }
@@ -242,7 +256,7 @@ pub fn train_step(
             let (sums, counts) = in_parts(
                 sequences,
                 dropout_rng,
-                |rows, rng| backprop::gradients(&params, &model.hparams, &Batch::new(rows, &model.hparams), total, window, rng),
+                |rows, rng| backprop::gradients(&params, &model.hparams, &Batch::for_training(rows, &model.hparams), total, window, rng),
                 |a: Vec<Vec<f32>>, b| a.into_iter().zip(b).map(|(x, y)| x.iter().zip(&y).map(|(p, q)| p + q).collect()).collect(),
             );
             let device = model.device();
@@ -309,7 +323,7 @@ fn part_gradients(
     dropout_rng: &mut Rng,
     autodiff: &Device,
 ) -> (Vec<Tensor<2>>, Counts) {
-    let batch = Batch::new(sequences, &model.hparams);
+    let batch = Batch::new(sequences, model.hparams.context_inputs);
     let tracked: Vec<Tensor<2>> = model
         .parameters()
         .into_iter()
@@ -436,7 +450,7 @@ pub fn evaluate(model: &Model, sequences: &[&[u16]], window: usize) -> Result<Ev
     order.sort_by_key(|&i| sequences[i].len());
     for chunk in order.chunks(batch_size) {
         let seqs: Vec<&[u16]> = chunk.iter().map(|&i| sequences[i]).collect();
-        let batch = Batch::new(&seqs, &model.hparams);
+        let batch = Batch::new(&seqs, model.hparams.context_inputs);
         let mut state = model.zero_state(batch.rows);
         let mut start = 0;
         while start < batch.time {
@@ -540,7 +554,7 @@ mod tests {
             let sequences: Vec<&[u16]> = rows.iter().map(Vec::as_slice).collect();
             let total = sequences.iter().map(|s| s.len() as f64 - 1.0).sum();
             let params: Vec<Vec<f32>> = model.parameters().into_iter().map(host_values).collect();
-            let batch = Batch::new(&sequences, &hparams);
+            let batch = Batch::for_training(&sequences, &hparams);
             let (ours, our_counts) = backprop::gradients(&params, &hparams, &batch, total, 4, &mut Rng::new(11));
             let (theirs, their_counts) = part_gradients(&model, &sequences, total, 4, &mut Rng::new(11), &device.clone().autodiff());
             for (k, (a, b)) in ours.iter().zip(theirs.into_iter().map(host_values)).enumerate() {
