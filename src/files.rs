@@ -99,6 +99,8 @@ fn in_path(path: &Path, e: std::io::Error) -> std::io::Error {
 mod tests {
     use super::*;
 
+    /// A test's own empty folder; each test removes it as its last step, so
+    /// that a failed test's is kept to look at (as tests/common's `Scratch`).
     fn folder(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("polyphony-files-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -114,6 +116,7 @@ mod tests {
         assert_eq!((first.file_name().unwrap(), second.file_name().unwrap()), ("a.mid".as_ref(), "a-2.mid".as_ref()));
         assert_eq!(std::fs::read(&first).unwrap(), b"1");
         assert_eq!(std::fs::read(&second).unwrap(), b"2");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -127,6 +130,7 @@ mod tests {
         clear_stale_temps(&dir).unwrap();
         let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("checkpoint.safetensors")]);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -136,5 +140,6 @@ mod tests {
         std::fs::write(&file, b"").unwrap();
         assert!(check_output_folder(&file).unwrap_err().to_string().contains("taken"));
         check_output_folder(&dir.join("made")).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
